@@ -1,0 +1,97 @@
+"""Shared CLI pieces: the root group, the workspace option, user-facing errors, progress bars."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from dataengine.config import ConfigError
+from dataengine.store import Workspace, WorkspaceError, default_workspace_path
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--workspace",
+    "workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Workspace folder (default: $DATAENGINE_WORKSPACE, else ./workspace).",
+)
+@click.version_option(package_name="dataengine")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None) -> None:
+    """Build R1-style reasoning SFT data: ingest, generate, filter, verify, dedup, mix, export.
+
+    \b
+    Examples:
+      dataengine init
+      dataengine ingest traces.jsonl --kind traces --map completion=response --domain math
+      dataengine sql "select domain, count(*) from traces group by all"
+      dataengine --workspace /data/ws sql --query quarantine_summary
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["workspace_path"] = workspace or default_workspace_path()
+
+
+def workspace_from(ctx: click.Context, create: bool = True) -> Workspace:
+    return Workspace.open(ctx.obj["workspace_path"], create=create)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the library's user-facing errors into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, WorkspaceError, FileNotFoundError, ValueError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise click.ClickException(str(msg)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, unit: str = "rows") -> Iterator[Callable[[float], None]]:
+    """A rich progress bar; yields `update(completed)`. Silent when stderr is not a terminal."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn() if unit == "rows" else TaskProgressColumn(),
+        TextColumn(f"{unit}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda done: prog.update(task, completed=done)
+
+
+def parse_kv(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """`("a=b", "c=d")` → `{"a": "b", "c": "d"}` with an error naming the bad item."""
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=what)
+        out[key.strip()] = value
+    return out

@@ -1,0 +1,122 @@
+"""`init`, `sql` and `config show`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import duckdb
+
+from dataengine import sqlfiles
+from dataengine.cli._common import cli, parse_kv, user_errors, workspace_from
+from dataengine.config import SECTIONS, field_help, load_config
+from dataengine.sqlout import FORMATS, write_result
+from dataengine.store import Workspace
+
+
+@cli.command()
+@click.pass_context
+@user_errors
+def init(ctx: click.Context) -> None:
+    """Create the workspace (tables, catalog views); safe to run again.
+
+    \b
+    Examples:
+      dataengine init
+      dataengine --workspace /data/r1-ws init
+    """
+    ws = Workspace.init(ctx.obj["workspace_path"])
+    click.echo(f"workspace ready at {ws.root}")
+
+
+@cli.command()
+@click.argument("sql_text", required=False, metavar="SQL")
+@click.option("--query", "-q", "query_name", help="Run the named query sql/NAME.sql instead of SQL.")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Bind $NAME (repeatable).")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file (needed for parquet).")
+@click.option("--write", is_flag=True, help="Open the catalog read-write (takes the write lock).")
+@click.option("--list", "list_queries", is_flag=True, help="List the named queries and exit.")
+@click.pass_context
+@user_errors
+def sql(
+    ctx: click.Context,
+    sql_text: str | None,
+    query_name: str | None,
+    params: tuple[str, ...],
+    fmt: str,
+    out: Path | None,
+    write: bool,
+    list_queries: bool,
+) -> None:
+    """Query the workspace with DuckDB SQL. Read-only unless --write.
+
+    Parameters are bound, never pasted into the SQL: write `$name` and pass `-p name=value`
+    (values arrive as strings; cast in SQL where needed, e.g. `$n::int`). `-` reads SQL from stdin.
+
+    \b
+    Examples:
+      dataengine sql "select domain, count(*) from traces group by all"
+      dataengine sql --format json "select * from traces where metadata->>'idx' = $i" -p i=4
+      dataengine sql --query quarantine_summary
+      echo "select count(*) from prompts" | dataengine sql -
+      dataengine sql -f parquet -o accepted.parquet "select * from traces limit 100"
+    """
+    if list_queries:
+        for name in sqlfiles.named_queries():
+            click.echo(name)
+        return
+    if query_name and sql_text:
+        raise click.UsageError("give either SQL or --query NAME, not both")
+    if query_name:
+        text = sqlfiles.load(query_name)
+    elif sql_text == "-":
+        text = sys.stdin.read()
+    elif sql_text:
+        text = sql_text
+    else:
+        raise click.UsageError("give SQL, '-' for stdin, or --query NAME")
+    ws = workspace_from(ctx)
+    con = ws.connect(read_only=not write)
+    try:
+        try:
+            rel = con.execute(text, parse_kv(params, "--param"))
+        except duckdb.InvalidInputException as e:
+            if "read-only" in str(e):
+                raise click.ClickException(f"the workspace is opened read-only; pass --write to change it ({e})") from None
+            raise click.ClickException(str(e)) from None
+        except duckdb.Error as e:
+            raise click.ClickException(f"SQL error: {e}") from None
+        write_result(rel, fmt, out)
+    finally:
+        con.close()
+
+
+@cli.group()
+def config() -> None:
+    """Pipeline configuration files."""
+
+
+@config.command("show")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--fields", is_flag=True, help="List every field with its help text and default.")
+@user_errors
+def config_show(config_path: Path | None, fields: bool) -> None:
+    """Print the resolved config (the file merged over every default) as YAML.
+
+    \b
+    Examples:
+      dataengine config show
+      dataengine config show --config examples/quickstart.yaml
+      dataengine config show --fields
+    """
+    cfg = load_config(config_path)
+    if fields:
+        cfg.to_dict()  # imports every stage's section
+        for name, cls in SECTIONS.items():
+            click.echo(f"{name}:")
+            for fname, help_text, default in field_help(cls):
+                click.echo(f"  {fname} = {default!r}  # {help_text}")
+        return
+    click.echo(cfg.to_yaml(), nl=False)

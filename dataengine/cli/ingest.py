@@ -1,0 +1,77 @@
+"""`ingest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dataengine.cli._common import cli, console, parse_kv, progress_bar, user_errors, workspace_from
+from dataengine.config import apply_overrides, load_config
+from dataengine.ingest import IngestConfig, IngestOptions
+from dataengine.ingest import ingest as run_ingest
+from dataengine.records import THINK_FORMATS
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(["traces", "prompts"]), default="traces", show_default=True)
+@click.option("--map", "-m", "mapping", multiple=True, metavar="CANONICAL=FIELD",
+              help="Read a canonical field from another input field (repeatable).")
+@click.option("--domain", help="Domain for rows without a domain field (math, code, science, …).")
+@click.option("--language", help="Language for rows without a language field (ISO code).")
+@click.option("--model", help="Model name for traces without a model field.")
+@click.option("--source", help="Source name recorded on every row (default: the file name).")
+@click.option("--sampling-run", help="Sampling-run tag that goes into trace ids (default: the source).")
+@click.option("--think-format", type=click.Choice(["auto", *THINK_FORMATS]), default="auto", show_default=True,
+              help="Think markers of this source; prompt_opened: the chat template opened <think>.")
+@click.option("--completion-after", metavar="MARKER",
+              help="Drop everything up to MARKER (a chat template rendered into the completion).")
+@click.option("--columns", help="Comma-separated header for headerless CSV/TSV.")
+@click.option("--split", help="Split of a datasets folder or hub dataset (default: all / train).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--max-row-bytes", type=int, help="Quarantine rows larger than this.")
+@click.option("--strict", is_flag=True, default=None, help="Exit 1 when any row is quarantined.")
+@click.pass_context
+@user_errors
+def ingest(
+    ctx: click.Context, path: Path, kind: str, mapping: tuple[str, ...], domain: str | None,
+    language: str | None, model: str | None, source: str | None, sampling_run: str | None,
+    think_format: str, completion_after: str | None, columns: str | None, split: str | None,
+    config_path: Path | None, max_row_bytes: int | None, strict: bool | None,
+) -> None:
+    """Ingest a JSONL / JSON / Parquet / CSV / TSV file, a datasets folder, or a hub id.
+
+    Bad rows go to the `quarantine` table with file, line, field and reason; the summary
+    reconciles: in = taken + already stored + quarantined. Re-ingesting a file adds nothing.
+
+    \b
+    Examples:
+      dataengine ingest traces.jsonl --kind traces --map completion=response \\
+          --map reference_answer=gold_answer --domain math
+      dataengine ingest prompts.parquet --kind prompts --map prompt=problem --map reference_answer=answer
+      dataengine ingest sky_t1.jsonl --map prompt=question --map completion=code --map reference_answer=gt
+      dataengine ingest s1k.parquet --map prompt=question --map reasoning=gemini_thinking_trajectory \\
+          --map answer=gemini_attempt --map reference_answer=solution
+      dataengine ingest mgsm_de.tsv --kind prompts --columns prompt,reference_answer --language de
+    """
+    cfg: IngestConfig = load_config(config_path).section("ingest")
+    cfg = apply_overrides(cfg, {"max_row_bytes": max_row_bytes, "strict": strict})
+    opts = IngestOptions(
+        kind=kind,  # type: ignore[arg-type]
+        mapping=parse_kv(mapping, "--map"),
+        domain=domain, language=language, model=model, source=source, sampling_run=sampling_run,
+        think_format=think_format, completion_after=completion_after,
+        columns=[c.strip() for c in columns.split(",")] if columns else None, split=split,
+    )
+    ws = workspace_from(ctx)
+    with progress_bar(f"ingest {path.name}", None) as update:
+        report = run_ingest(ws, path, opts, cfg, progress=update)
+    click.echo(report.summary())
+    if report.quarantined:
+        console.print(
+            f"[yellow]{report.quarantined} rows quarantined[/]: "
+            f"dataengine sql \"select line, field, reason, detail from quarantine where run_id = '{report.run_id}'\""
+        )
+        if cfg.strict:
+            raise SystemExit(1)

@@ -1,0 +1,259 @@
+"""One YAML file per pipeline, validated at load time.
+
+Each stage owns a section: a dataclass registered with `@section("name")`, whose fields carry a
+default and a help text (`field(default=…, metadata={"help": …})`). The pipeline file is a mapping
+of section names to mappings; anything unknown or mistyped is an error that names the file and the
+dotted field path::
+
+    ConfigError: examples/bad.yaml: filter.readability.max_paragraph_words: expected int, got 'many'
+
+>>> @section("demo_section")
+... @dataclass
+... class Demo:
+...     n: int = field(default=4, metadata={"help": "samples per prompt"})
+>>> load_config_dict({"demo_section": {"n": 8}}).section("demo_section").n
+8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+SECTIONS: dict[str, type] = {}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the file and the field."""
+
+
+def section(name: str):  # type: ignore[no-untyped-def]
+    """Register a dataclass as the config section `name`."""
+
+    def deco(cls: type[T]) -> type[T]:
+        if not is_dataclass(cls):
+            raise TypeError(f"config section {name} must be a dataclass")
+        SECTIONS[name] = cls
+        return cls
+
+    return deco
+
+
+@section("workspace")
+@dataclass
+class WorkspaceConfig:
+    path: str | None = field(
+        default=None,
+        metadata={"help": "workspace folder; else --workspace, $DATAENGINE_WORKSPACE, or ./workspace"},
+    )
+
+
+@dataclass
+class PipelineConfig:
+    """A parsed pipeline file: one instance per registered section, defaults where omitted."""
+
+    sections: dict[str, Any]
+    source: str = "<defaults>"
+    pipeline: str | None = None
+
+    def section(self, name: str) -> Any:
+        _import_stage_sections()
+        if name not in self.sections:
+            if name not in SECTIONS:
+                raise ConfigError(f"{self.source}: unknown config section {name!r}")
+            self.sections[name] = SECTIONS[name]()
+        return self.sections[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        _import_stage_sections()
+        out: dict[str, Any] = {}
+        if self.pipeline:
+            out["pipeline"] = self.pipeline
+        for name in SECTIONS:
+            out[name] = _to_plain(self.section(name))
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def config_hash(self, name: str) -> str:
+        from dataengine.records import content_hash
+
+        return content_hash(json.dumps(_to_plain(self.section(name)), sort_keys=True))[:12]
+
+
+def _to_plain(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _import_stage_sections() -> None:
+    """Stage modules register their sections on import; make sure all of them are imported."""
+    import importlib
+
+    for mod in STAGE_CONFIG_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            # A stage module that is not installed on this machine (e.g. an optional extra) simply
+            # contributes no section; any other import error is a bug and propagates.
+            if e.name is None or not mod.startswith(e.name):
+                raise
+
+
+# Modules that define config sections; each stage issue appends its own.
+STAGE_CONFIG_MODULES: list[str] = ["dataengine.ingest"]
+
+
+def load_config(path: str | Path | None) -> PipelineConfig:
+    """Load and validate a pipeline YAML file (None: all defaults)."""
+    if path is None:
+        return load_config_dict({}, "<defaults>")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of sections, got {type(data).__name__}")
+    return load_config_dict(data, str(p))
+
+
+def load_config_dict(data: dict[str, Any], source: str = "<dict>") -> PipelineConfig:
+    _import_stage_sections()
+    data = dict(data)
+    pipeline = data.pop("pipeline", None)
+    if pipeline is not None and not isinstance(pipeline, str):
+        raise ConfigError(f"{source}: pipeline: expected a pipeline name, got {pipeline!r}")
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section {name!r}; known: {', '.join(sorted(SECTIONS))}")
+        sections[name] = build(SECTIONS[name], value, source, name)
+    return PipelineConfig(sections, source, pipeline)
+
+
+def build(cls: type[T], value: Any, source: str, path: str) -> T:
+    """Build dataclass `cls` from a mapping, checking every field's type."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {path}: expected a mapping, got {value!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"{source}: {path}.{key}: unknown field; known: {', '.join(known)}")
+    kwargs = {}
+    for name, f in known.items():
+        if name in value:
+            kwargs[name] = coerce(hints[name], value[name], source, f"{path}.{name}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{source}: {path}.{name}: required field missing")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(f"{source}: {path}: {e}") from None
+    return obj
+
+
+def coerce(tp: Any, value: Any, source: str, path: str) -> Any:
+    """Check `value` against type `tp` (and convert where YAML is loose, e.g. int → float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(a, value, source, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{source}: {path}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {path}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {path}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return [coerce(inner, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {path}: expected a mapping, got {value!r}")
+        kt, vt = args if args else (Any, Any)
+        return {coerce(kt, k, source, path): coerce(vt, v, source, f"{path}.{k}") for k, v in value.items()}
+    if is_dataclass(tp):
+        return build(tp, value, source, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {path}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {path}: expected int, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {path}: expected float, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {path}: expected string, got {value!r}")
+        return value
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"{source}: {path}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def apply_overrides(obj: T, overrides: dict[str, Any], source: str = "command line") -> T:
+    """Return a copy of section `obj` with `overrides` (flags) applied and type-checked."""
+    hints = typing.get_type_hints(type(obj))
+    clean = {}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k not in hints:
+            raise ConfigError(f"{source}: unknown field {k!r} for {type(obj).__name__}")
+        clean[k] = coerce(hints[k], v, source, k)
+    return dataclasses.replace(obj, **clean)  # type: ignore[type-var]
+
+
+def field_help(cls: type) -> list[tuple[str, str, Any]]:
+    """(name, help, default) for each field of a section, for `config show --help-fields`."""
+    out = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)  # type: ignore[misc]
+        out.append((f.name, f.metadata.get("help", ""), _to_plain(default)))
+    return out

@@ -1,0 +1,216 @@
+"""Record types every stage passes along: `Prompt` and `Trace`, mapped 1:1 to the tables.
+
+Ids are deterministic content hashes, so the same input always yields the same id and a
+re-ingest or a resumed generation run can tell what it already has.
+
+A completion is split into `reasoning` (inside the think block) and `answer` (after it) by the
+markers of its source's think format:
+
+>>> s = split_completion("<think>2+2 is 4.</think>The answer is 4.", "think")
+>>> (s.reasoning, s.answer, s.think_closed)
+('2+2 is 4.', 'The answer is 4.', True)
+>>> split_completion("so far so", "prompt_opened").think_closed  # cut off inside the reasoning
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Domains named in DESIGN.md; others are allowed (free-form), these are the ones stages know.
+KNOWN_DOMAINS = ("math", "code", "science", "logic", "general", "medical", "writing", "qa", "chat")
+
+
+def content_hash(*parts: object) -> str:
+    """A 32-hex-char blake2b digest of `parts`, joined by a separator no text field contains."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(("" if p is None else str(p)).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def prompt_id_for(prompt: str) -> str:
+    """Prompts are identified by their text alone: the same problem text is the same prompt."""
+    return content_hash("prompt", prompt)
+
+
+def trace_id_for(prompt_id: str, sample_idx: int, model: str, sampling_run: str) -> str:
+    """DESIGN.md: hash of prompt_id, sample_idx, model and the sampling run."""
+    return content_hash("trace", prompt_id, sample_idx, model, sampling_run)
+
+
+# --------------------------------------------------------------------------------------------
+# Think formats
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkFormat:
+    """Markers around the reasoning (and, for Sky-T1, around the answer)."""
+
+    name: str
+    open: str | None
+    close: str | None
+    answer_open: str | None = None
+    answer_close: str | None = None
+    # The chat template put `open` in the prompt, so the completion starts inside the reasoning.
+    opened_in_prompt: bool = False
+
+
+THINK_FORMATS: dict[str, ThinkFormat] = {
+    "think": ThinkFormat("think", "<think>", "</think>"),
+    "prompt_opened": ThinkFormat("prompt_opened", "<think>", "</think>", opened_in_prompt=True),
+    "sky_t1": ThinkFormat(
+        "sky_t1",
+        "<|begin_of_thought|>",
+        "<|end_of_thought|>",
+        answer_open="<|begin_of_solution|>",
+        answer_close="<|end_of_solution|>",
+    ),
+    "none": ThinkFormat("none", None, None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    reasoning: str
+    answer: str
+    # None: the format has no think markers (short answers); False: the block never closed.
+    think_closed: bool | None
+    think_format: str
+
+
+def detect_think_format(completion: str) -> str:
+    """Guess the format of one completion; sources with a known format should say it instead."""
+    if "<|begin_of_thought|>" in completion:
+        return "sky_t1"
+    head = completion.lstrip()[:16]
+    if head.startswith("<think>"):
+        return "think"
+    if "</think>" in completion:
+        return "prompt_opened"
+    return "none"
+
+
+def split_completion(completion: str, think_format: str = "auto") -> Split:
+    """Split a raw completion into reasoning and answer.
+
+    A missing closing marker is recorded (`think_closed=False`, empty answer), never guessed away:
+    a truncated chain of thought has no answer.
+    """
+    if think_format == "auto":
+        think_format = detect_think_format(completion)
+    try:
+        fmt = THINK_FORMATS[think_format]
+    except KeyError:
+        raise ValueError(f"unknown think format {think_format!r}; known: {sorted(THINK_FORMATS)} or 'auto'") from None
+    if fmt.open is None or fmt.close is None:
+        return Split("", completion.strip(), None, fmt.name)
+
+    body = completion
+    start = body.find(fmt.open)
+    if start >= 0 and (not fmt.opened_in_prompt or not body[:start].strip()):
+        body = body[start + len(fmt.open) :]
+    elif not fmt.opened_in_prompt:
+        # No opening marker where one was expected: the whole completion is an answer, and the
+        # format filter sees think_closed=None for what it is.
+        return Split("", completion.strip(), None, fmt.name)
+
+    end = body.find(fmt.close)
+    if end < 0:
+        return Split(body.strip(), "", False, fmt.name)
+    reasoning = body[:end]
+    answer = body[end + len(fmt.close) :]
+    if fmt.answer_open is not None:
+        a_start = answer.find(fmt.answer_open)
+        if a_start >= 0:
+            answer = answer[a_start + len(fmt.answer_open) :]
+        if fmt.answer_close is not None:
+            a_end = answer.find(fmt.answer_close)
+            if a_end >= 0:
+                answer = answer[:a_end]
+    return Split(reasoning.strip(), answer.strip(), True, fmt.name)
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Prompt:
+    """One row of `prompts`."""
+
+    prompt: str
+    source: str = ""
+    domain: str = "general"
+    language: str | None = None
+    reference_answer: str | None = None
+    # Code problems: a Python test script (str) or a JSON list of {input, output} cases.
+    tests: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    prompt_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.prompt_id:
+            self.prompt_id = prompt_id_for(self.prompt)
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["metadata"] = dumps_metadata(self.metadata)
+        return row
+
+
+@dataclass(slots=True)
+class Trace:
+    """One row of `traces`: a sampled (or ingested) completion for a prompt."""
+
+    prompt_id: str
+    completion: str
+    sample_idx: int = 0
+    model: str = "unknown"
+    sampling_run: str = ""
+    engine: str = ""
+    source: str = ""
+    domain: str = "general"
+    language: str | None = None
+    sampling_params: dict[str, Any] = field(default_factory=dict)
+    rendered_prompt: str | None = None
+    reasoning: str = ""
+    answer: str = ""
+    think_closed: bool | None = None
+    think_format: str = "auto"
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    run_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    trace_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.trace_id:
+            self.trace_id = trace_id_for(self.prompt_id, self.sample_idx, self.model, self.sampling_run)
+        if not self.reasoning and not self.answer:
+            s = split_completion(self.completion, self.think_format)
+            self.reasoning, self.answer, self.think_closed, self.think_format = (
+                s.reasoning,
+                s.answer,
+                s.think_closed,
+                s.think_format,
+            )
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["metadata"] = dumps_metadata(self.metadata)
+        row["sampling_params"] = json.dumps(self.sampling_params, sort_keys=True)
+        return row
+
+
+def dumps_metadata(meta: dict[str, Any]) -> str:
+    """Metadata is stored as a JSON object so SQL can say `metadata->>'field'`."""
+    return json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True)

@@ -1,0 +1,204 @@
+"""The logical tables of DESIGN.md as Arrow schemas: the one source of truth for column names.
+
+Each table is a folder of immutable Parquet shards. `key` names the columns that identify a row;
+tables with `latest_wins` are re-derivable (a re-run of a stage writes new shards for the same
+keys) and their view keeps the newest row per key by `written_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+STR = pa.string()
+TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    latest_wins: bool = False
+    # Columns holding JSON objects: the view casts them to DuckDB's JSON type.
+    json_columns: tuple[str, ...] = ()
+
+
+def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(n, t) for n, t in fields] + [pa.field("written_at", TS)])
+
+
+TABLES: dict[str, TableSpec] = {}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    """Stages that own a table register it here (at import time of `dataengine.schema`)."""
+    TABLES[spec.name] = spec
+    return spec
+
+
+register_table(
+    TableSpec(
+        "prompts",
+        _schema(
+            ("prompt_id", STR),
+            ("source", STR),
+            ("domain", STR),
+            ("language", STR),
+            ("prompt", STR),
+            ("reference_answer", STR),
+            ("tests", STR),
+            ("metadata", STR),
+            ("run_id", STR),
+        ),
+        key=("prompt_id",),
+        latest_wins=True,
+        json_columns=("metadata",),
+    )
+)
+
+register_table(
+    TableSpec(
+        "traces",
+        _schema(
+            ("trace_id", STR),
+            ("prompt_id", STR),
+            ("sample_idx", pa.int32()),
+            ("model", STR),
+            ("sampling_run", STR),
+            ("engine", STR),
+            ("source", STR),
+            ("domain", STR),
+            ("language", STR),
+            ("sampling_params", STR),
+            ("rendered_prompt", STR),
+            ("completion", STR),
+            ("reasoning", STR),
+            ("answer", STR),
+            ("think_closed", pa.bool_()),
+            ("think_format", STR),
+            ("finish_reason", STR),
+            ("prompt_tokens", pa.int32()),
+            ("completion_tokens", pa.int32()),
+            ("latency_s", pa.float64()),
+            ("run_id", STR),
+            ("metadata", STR),
+        ),
+        key=("trace_id",),
+        # Writers never write an id twice (ingest and generate skip ids already stored), so the
+        # view is a plain union: no window over gigabytes of completions.
+        latest_wins=False,
+        json_columns=("metadata", "sampling_params"),
+    )
+)
+
+register_table(
+    TableSpec(
+        "filter_results",
+        _schema(
+            ("trace_id", STR),
+            ("filter", STR),
+            ("passed", pa.bool_()),
+            ("reason", STR),
+            ("scores", STR),
+            ("config_hash", STR),
+            ("run_id", STR),
+        ),
+        key=("trace_id", "filter"),
+        latest_wins=True,
+        json_columns=("scores",),
+    )
+)
+
+register_table(
+    TableSpec(
+        "verifications",
+        _schema(
+            ("trace_id", STR),
+            ("verifier", STR),
+            ("verdict", STR),
+            ("answer", STR),
+            ("details", STR),
+            ("judge_model", STR),
+            ("run_id", STR),
+        ),
+        key=("trace_id", "verifier"),
+        latest_wins=True,
+        json_columns=("details",),
+    )
+)
+
+register_table(
+    TableSpec(
+        "dedup",
+        _schema(
+            ("trace_id", STR),
+            ("prompt_id", STR),
+            ("exact_group", STR),
+            ("near_dup_cluster", STR),
+            ("is_representative", pa.bool_()),
+            ("contamination", STR),
+            ("run_id", STR),
+        ),
+        key=("trace_id",),
+        latest_wins=True,
+        json_columns=("contamination",),
+    )
+)
+
+register_table(
+    TableSpec(
+        "mix_members",
+        _schema(
+            ("mix_id", STR),
+            ("trace_id", STR),
+            ("bucket", STR),
+            ("domain", STR),
+            ("reason", STR),
+            ("run_id", STR),
+        ),
+        key=("mix_id", "trace_id"),
+        latest_wins=True,
+    )
+)
+
+register_table(
+    TableSpec(
+        "runs",
+        _schema(
+            ("run_id", STR),
+            ("stage", STR),
+            ("status", STR),
+            ("config", STR),
+            ("started_at", TS),
+            ("ended_at", TS),
+            ("count_in", pa.int64()),
+            ("count_out", pa.int64()),
+            ("count_quarantined", pa.int64()),
+            ("counts", STR),
+            ("host", STR),
+            ("pid", pa.int64()),
+        ),
+        key=("run_id",),
+        latest_wins=True,
+        json_columns=("config", "counts"),
+    )
+)
+
+register_table(
+    TableSpec(
+        "quarantine",
+        _schema(
+            ("run_id", STR),
+            ("source", STR),
+            ("line", pa.int64()),
+            ("field", STR),
+            ("reason", STR),
+            ("detail", STR),
+            ("raw", STR),
+        ),
+        key=("run_id", "source", "line"),
+        latest_wins=False,
+    )
+)

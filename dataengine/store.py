@@ -1,0 +1,344 @@
+"""The workspace: immutable Parquet shards per table, and DuckDB views over them.
+
+Layout (DESIGN.md "recommended shape")::
+
+    workspace/
+      catalog.duckdb            views: one per logical table, plus the named views in sql/views/
+      tables/<table>/*.parquet  immutable shards; written as *.parquet.tmp, fsynced, then renamed
+      artifacts/                plots, reports, exports a stage leaves behind
+
+Why shards and not DuckDB tables: a DuckDB file has one writer process at a time, while generation
+workers on many machines must append at once, and a kill -9 mid-write must leave nothing half
+written. A rename is atomic, so a shard is either complete or absent; `*.parquet.tmp` leftovers of
+a killed writer are never matched by the views' globs.
+
+>>> ws = Workspace.init("/tmp/doctest-ws")                       # doctest: +SKIP
+>>> ws.write_shard("prompts", [Prompt("1+1?").to_row()])          # doctest: +SKIP
+>>> ws.query("select count(*) from prompts").fetchone()           # doctest: +SKIP
+(1,)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataengine import sqlfiles
+from dataengine.schema import TABLES, TableSpec
+
+CATALOG = "catalog.duckdb"
+# Bumped when the view definitions change shape, so old catalogs are refreshed on open.
+CATALOG_VERSION = "1"
+ENV_WORKSPACE = "DATAENGINE_WORKSPACE"
+
+
+class WorkspaceError(RuntimeError):
+    """A workspace problem a user can act on (missing workspace, lock held, bad table name)."""
+
+
+def default_workspace_path() -> Path:
+    return Path(os.environ.get(ENV_WORKSPACE) or "workspace")
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_run_id(stage: str) -> str:
+    return f"{stage}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Workspace:
+    """A workspace folder. Cheap to construct; opening DuckDB happens in `connect`."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).resolve()
+
+    # ---------------------------------------------------------------- lifecycle
+    @classmethod
+    def init(cls, root: str | os.PathLike[str] | None = None) -> Workspace:
+        """Create (or upgrade) a workspace: folders, empty schema shards, catalog views."""
+        ws = cls(root if root is not None else default_workspace_path())
+        ws.root.mkdir(parents=True, exist_ok=True)
+        (ws.root / "artifacts").mkdir(exist_ok=True)
+        for spec in TABLES.values():
+            ws._ensure_table(spec)
+        ws.refresh_catalog()
+        return ws
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None, create: bool = True) -> Workspace:
+        """Open an existing workspace, creating it when `create` (the CLI's default for writers)."""
+        ws = cls(root if root is not None else default_workspace_path())
+        if not (ws.root / CATALOG).exists():
+            if not create:
+                raise WorkspaceError(
+                    f"no workspace at {ws.root} (no {CATALOG}); run `dataengine init` or pass --workspace DIR"
+                )
+            return cls.init(ws.root)
+        if ws._catalog_stale():
+            cls.init(ws.root)
+        return ws
+
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise WorkspaceError(f"unknown table {table!r}; tables: {', '.join(sorted(TABLES))}")
+        return self.root / "tables" / table
+
+    @property
+    def artifacts(self) -> Path:
+        path = self.root / "artifacts"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _ensure_table(self, spec: TableSpec) -> None:
+        d = self.root / "tables" / spec.name
+        d.mkdir(parents=True, exist_ok=True)
+        # An empty shard carrying the schema, so every view binds even before any stage ran and
+        # columns added later still appear (union_by_name).
+        marker = d / "_schema.parquet"
+        if not marker.exists() or pq.read_schema(marker) != spec.schema:
+            self._write_atomic(spec.schema.empty_table(), marker)
+
+    # ---------------------------------------------------------------- writing
+    def write_shard(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]] | pa.Table,
+        name: str | None = None,
+    ) -> Path:
+        """Write one immutable shard of `table`; returns its path.
+
+        `name` makes the shard deterministic (a stage that must not write a shard twice checks
+        `shard_exists` first); by default a unique name is chosen.
+        """
+        spec = TABLES[table]
+        tbl = self._to_arrow(spec, rows)
+        name = name or f"{uuid.uuid4().hex}"
+        path = self.table_dir(table) / f"{name}.parquet"
+        self._write_atomic(tbl, path)
+        return path
+
+    def shard_exists(self, table: str, name: str) -> bool:
+        return (self.table_dir(table) / f"{name}.parquet").exists()
+
+    def shards(self, table: str) -> list[Path]:
+        return sorted(p for p in self.table_dir(table).glob("*.parquet") if p.name != "_schema.parquet")
+
+    @staticmethod
+    def _to_arrow(spec: TableSpec, rows: Sequence[Mapping[str, Any]] | pa.Table) -> pa.Table:
+        written = now_utc()
+        if isinstance(rows, pa.Table):
+            unknown = set(rows.column_names) - set(spec.schema.names)
+            if unknown:
+                raise WorkspaceError(f"table {spec.name}: unknown columns {sorted(unknown)}")
+            cols = []
+            for f in spec.schema:
+                if f.name in rows.column_names:
+                    cols.append(rows.column(f.name).cast(f.type))
+                elif f.name == "written_at":
+                    cols.append(pa.array([written] * rows.num_rows, type=f.type))
+                else:
+                    cols.append(pa.nulls(rows.num_rows, type=f.type))
+            return pa.Table.from_arrays(cols, schema=spec.schema)
+        names = spec.schema.names
+        unknown = {k for r in rows[:1] for k in r} - set(names)
+        if unknown:
+            raise WorkspaceError(f"table {spec.name}: unknown columns {sorted(unknown)}")
+        data = {n: [r.get(n) for r in rows] for n in names if n != "written_at"}
+        data["written_at"] = [written] * len(rows)
+        return pa.Table.from_pydict(data, schema=spec.schema)
+
+    def _write_atomic(self, tbl: pa.Table, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        pq.write_table(tbl, tmp, compression="zstd")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    # ---------------------------------------------------------------- runs
+    def start_run(self, stage: str, config: Mapping[str, Any] | None = None, run_id: str | None = None) -> Run:
+        """Record a stage run as `running`; the returned `Run` records how it ended."""
+        return Run(self, stage, dict(config or {}), run_id or new_run_id(stage))
+
+    # ---------------------------------------------------------------- reading
+    def refresh_catalog(self) -> None:
+        """(Re)create every view in catalog.duckdb. Needs the write lock for a moment."""
+        con = self._connect_catalog(read_only=False)
+        try:
+            con.execute("create table if not exists _catalog_meta(key varchar primary key, value varchar)")
+            for spec in TABLES.values():
+                for stmt in table_view_sql(spec, self.root / "tables" / spec.name):
+                    con.execute(stmt)
+            for _name, sql in sqlfiles.views():
+                con.execute(sql)
+            con.execute(
+                "insert or replace into _catalog_meta values ('root', $root), ('version', $v), ('tables', $t)",
+                {"root": str(self.root), "v": CATALOG_VERSION, "t": self._tables_fingerprint()},
+            )
+        finally:
+            con.close()
+
+    def _tables_fingerprint(self) -> str:
+        parts = [f"{s.name}:{s.schema}:{s.key}:{s.latest_wins}" for s in TABLES.values()]
+        parts += [sql for _n, sql in sqlfiles.views()]
+        from dataengine.records import content_hash
+
+        return content_hash(*parts)
+
+    def _catalog_stale(self) -> bool:
+        try:
+            con = self._connect_catalog(read_only=True)
+        except WorkspaceError:
+            return False  # someone is refreshing right now; their views will do
+        try:
+            meta = dict(con.execute("select key, value from _catalog_meta").fetchall())
+        except duckdb.Error:
+            return True
+        finally:
+            con.close()
+        return (
+            meta.get("root") != str(self.root)
+            or meta.get("version") != CATALOG_VERSION
+            or meta.get("tables") != self._tables_fingerprint()
+        )
+
+    def _connect_catalog(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        path = self.root / CATALOG
+        deadline = time.monotonic() + (2.0 if read_only else 10.0)
+        while True:
+            try:
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise WorkspaceError(
+                        f"{path} is locked by another process ({_lock_holder(e)}); "
+                        "wait for it to finish, or close the DuckDB session that holds it"
+                    ) from None
+                time.sleep(0.1)
+
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with every table and named view defined.
+
+        Read-only by default: many readers may run beside generation workers. `read_only=False`
+        takes the catalog's write lock (for users' own scratch tables).
+        """
+        return self._connect_catalog(read_only=read_only)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run one SQL statement with bound `$name` parameters on a fresh read-only connection."""
+        con = self.connect()
+        return con.execute(sql, dict(params or {}))
+
+    def existing_ids(self, table: str, column: str) -> set[str]:
+        """All values of an id column: what a resumable writer already has."""
+        spec = TABLES[table]
+        if column not in spec.schema.names:
+            raise WorkspaceError(f"table {table} has no column {column}")
+        glob = str(self.table_dir(table) / "*.parquet")
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"select distinct {column} from read_parquet($g, union_by_name=true)",  # noqa: S608 - column is validated above
+                {"g": glob},
+            ).fetchall()
+        finally:
+            con.close()
+        return {r[0] for r in rows if r[0] is not None}
+
+
+def table_view_sql(spec: TableSpec, folder: Path) -> list[str]:
+    """The two views of a table: `<name>_history` (every shard row) and `<name>` (current rows)."""
+    glob = str(folder / "*.parquet").replace("'", "''")
+    source = f"read_parquet('{glob}', union_by_name=true, filename=false)"
+    replace = ", ".join(f"try_cast({c} as JSON) as {c}" for c in spec.json_columns)
+    select = f"select * replace ({replace})" if replace else "select *"
+    history = f"create or replace view {spec.name}_history as {select} from {source}"
+    if spec.latest_wins:
+        keys = ", ".join(spec.key)
+        current = (
+            f"create or replace view {spec.name} as select * from {spec.name}_history "
+            f"qualify row_number() over (partition by {keys} order by written_at desc) = 1"
+        )
+    else:
+        current = f"create or replace view {spec.name} as select * from {spec.name}_history"
+    return [history, current]
+
+
+def _lock_holder(err: Exception) -> str:
+    msg = str(err)
+    marker = "Conflicting lock is held in"
+    return msg[msg.index(marker) :].strip() if marker in msg else "unknown holder"
+
+
+class Run:
+    """One stage run: a `runs` row written at start (`running`) and again at the end."""
+
+    def __init__(self, ws: Workspace, stage: str, config: dict[str, Any], run_id: str):
+        self.ws, self.stage, self.config, self.run_id = ws, stage, config, run_id
+        self.started_at = now_utc()
+        self.counts: dict[str, int] = {}
+        self._write("running")
+
+    def _write(self, status: str, ended: dt.datetime | None = None) -> None:
+        c = self.counts
+        row = {
+            "run_id": self.run_id,
+            "stage": self.stage,
+            "status": status,
+            "config": json.dumps(self.config, default=str, sort_keys=True),
+            "started_at": self.started_at,
+            "ended_at": ended,
+            "count_in": c.get("in"),
+            "count_out": c.get("out"),
+            "count_quarantined": c.get("quarantined"),
+            "counts": json.dumps(c, sort_keys=True),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        self.ws.write_shard("runs", [row], name=f"{self.run_id}-{status}")
+
+    def finish(self, counts: Mapping[str, int] | None = None, status: str = "ok") -> None:
+        if counts:
+            self.counts.update(counts)
+        self._write(status, now_utc())
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.finish(status="failed" if exc_type is not KeyboardInterrupt else "interrupted")
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
