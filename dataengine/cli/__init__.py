@@ -18,6 +18,8 @@ from dataengine.cli._common import cli
 COMMAND_MODULES = [
     "dataengine.cli.core",
     "dataengine.cli.ingest",
+    "dataengine.cli.report",
+    "dataengine.cli.pipeline",
 ]
 
 for _mod in COMMAND_MODULES:

@@ -1,0 +1,1 @@
+"""`run` and `serve`: pipelines on Prefect (the flows live in `flows/`)."""
