@@ -65,8 +65,12 @@ def collect(
     sample_size: int = 2000,
     bins: int = 30,
     sliders: list[SliderSpec] | None = None,
+    summary_only: bool = False,
 ) -> dict[str, Any]:
-    """Every figure the report shows, as plain JSON-ready values."""
+    """Every figure the report shows, as plain JSON-ready values.
+
+    `summary_only` stops after the funnel, verdicts and mix (what flow artifacts show).
+    """
     con = ws.connect()
     try:
         flags = con.sql(sqlfiles.load("report/trace_flags")).to_arrow_table()
@@ -92,17 +96,19 @@ def collect(
                 ("in the mix", "in_mix", "mix"),
             )
         ]
+        out["verdicts"] = _clean(_rows(con, "verdicts"))
+        out["mix"] = _clean(_rows(con, "mix_counts"))
+        out["mix_quota"] = _mix_quota(con)
         out["filter_pass"] = _clean(_rows(con, "filter_pass"))
+        if summary_only:
+            return out
         out["filter_reasons"] = _clean(_rows(con, "filter_reasons"))
         out["filter_by_domain"] = _clean(_rows(con, "filter_pass_by_group", {"group": "domain"}))
         out["filter_by_language"] = _clean(_rows(con, "filter_pass_by_group", {"group": "language"}))
         out["languages"] = _clean(_rows(con, "languages"))
         out["lengths"] = _histograms(con, bins)
-        out["verdicts"] = _clean(_rows(con, "verdicts"))
         out["dedup"] = _clean(_rows(con, "dedup_summary"))[0]
         out["contamination"] = _clean(_rows(con, "contamination_by_benchmark"))
-        out["mix"] = _clean(_rows(con, "mix_counts"))
-        out["mix_quota"] = _mix_quota(con)
         out["runs"] = _clean(_rows(con, "runs_timeline"))
         out["sample"] = _score_sample(con, sample_size)
         out["sliders"] = [s.__dict__ for s in _sliders(out["sample"], sliders or [], _filter_config(con))]
@@ -196,7 +202,7 @@ def _sliders(sample: list[dict[str, Any]], given: list[SliderSpec], config: dict
     for s in given:
         if (s.filter, s.score) in values:
             if s.value is None:
-                s.value = _configured_threshold(config, s) 
+                s.value = _configured_threshold(config, s)
             out.append(s)
             seen.add((s.filter, s.score))
     for (fname, k), vals in sorted(values.items()):
@@ -214,9 +220,9 @@ def _configured_threshold(config: dict[str, Any], s: SliderSpec) -> float | None
         if isinstance(obj, dict):
             for k, v in obj.items():
                 walk(v, (*path, str(k)))
-        elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and path:
-            if s.filter in path and s.score in path[-1]:
-                found.append(float(obj))
+        elif (isinstance(obj, (int, float)) and not isinstance(obj, bool) and path
+              and s.filter in path and s.score in path[-1]):
+            found.append(float(obj))
 
     walk(config, ())
     return found[0] if found else None
