@@ -1,0 +1,54 @@
+"""Pipeline flows under Prefect's test harness: stages run as cached shard tasks, a rerun skips
+finished work, artifacts are attached, a missing stage fails with the module it looked for."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataengine.pipeline import STAGES, StageSpec
+from dataengine.store import Workspace
+from tests.flows.helpers import write_config
+
+
+def _task_states(name: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])))
+    return [r.state.name for r in runs]
+
+
+def test_pipeline_runs_its_steps_and_a_rerun_is_served_from_the_cache(prefect_api, tmp_path, shared_data):
+    from prefect.client.orchestration import get_client
+
+    from flows.pipelines import rejection_sampling
+
+    cfg = write_config(tmp_path / "p.yaml", shared_data)
+    ws_dir = tmp_path / "ws"
+    result = rejection_sampling(config=str(cfg), workspace=str(ws_dir))
+    ws = Workspace.open(ws_dir)
+    assert ws.query("select count(*) from prompts").fetchone()[0] == 30
+    assert result["stages"]["prompts"]["prompts_written"] == 30
+    assert result["report"].endswith("report.html") and (ws_dir / "artifacts/report.html").exists()
+    assert any((ws_dir / "flow-cache").iterdir()), "task results are kept in the workspace"
+
+    again = rejection_sampling(config=str(cfg), workspace=str(ws_dir))
+    assert again["stages"]["prompts"] == result["stages"]["prompts"]  # the cached result, not a re-run
+    assert sorted(_task_states("prompts")) == ["Cached", "Completed"]
+    assert ws.query("select count(*) from runs where stage = 'ingest'").fetchone()[0] == 1  # ingested once
+
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert {"rejection-sampling-funnel", "rejection-sampling-report"} <= keys
+
+
+def test_a_stage_missing_from_the_installation_fails_the_flow_clearly(prefect_api, tmp_path, shared_data, monkeypatch):
+    from flows.pipelines import rejection_sampling
+
+    monkeypatch.setitem(STAGES, "filter", StageSpec("filter", ("dataengine.not_installed:run_filter",), ("traces",)))
+    cfg = write_config(tmp_path / "p.yaml", shared_data, steps=["prompts", "filter"])
+    state = rejection_sampling(config=str(cfg), workspace=str(tmp_path / "ws"), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(Exception, match="dataengine.not_installed:run_filter"):
+        state.result()
