@@ -130,6 +130,12 @@ class RunConfig:
     retry_delays: list[float] = field(default_factory=lambda: [2.0, 5.0, 15.0], metadata={"help": "seconds between retries"})
     demo_prompts: int = field(default=0, metadata={"help": "generated demo problems added as prompts (simulated engine, quickstart)"})
     demo_seed: int = field(default=0, metadata={"help": "seed of the generated demo problems"})
+    demo_contaminated_rate: float = field(
+        default=0.0, metadata={"help": "share of demo prompts taken from a benchmark (decontamination must catch them)"}
+    )
+    demo_benchmark: str | None = field(
+        default=None, metadata={"help": "benchmark JSONL planted at demo_contaminated_rate (default: the built-in demo set)"}
+    )
     prompts: list[PromptSource] = field(default_factory=list, metadata={"help": "prompt files ingested first"})
     report: bool = field(default=True, metadata={"help": "write the HTML report at the end"})
     stage_overrides: dict[str, dict[str, Any]] = field(
@@ -163,19 +169,37 @@ def run_prompts(ws: Any, cfg: Any, **overrides: Any) -> dict[str, Any]:
     from dataengine.ingest import IngestOptions, ingest
 
     run: RunConfig = cfg.section("run")
-    counts: dict[str, Any] = {"files": 0, "prompts_written": 0, "quarantined": 0, "demo_prompts": 0}
-    for src in run.prompts:
-        rep = ingest(ws, src.path, IngestOptions(kind="prompts", mapping=dict(src.mapping), domain=src.domain,
-                                                 language=src.language, source=src.source), cfg.section("ingest"))
-        counts["files"] += 1
-        counts["prompts_written"] += rep.prompts_written
-        counts["quarantined"] += rep.quarantined
     n = overrides.get("demo_prompts", run.demo_prompts)
-    if n:
-        counts["demo_prompts"] = _demo_prompts(ws, n, run.demo_seed)
+    record = ws.start_run("prompts", {"prompts": [p.__dict__ for p in run.prompts], "demo_prompts": n,
+                                      "demo_seed": run.demo_seed, "demo_contaminated_rate": run.demo_contaminated_rate})
+    counts: dict[str, Any] = {"files": 0, "prompts_written": 0, "quarantined": 0, "demo_prompts": 0}
+    with record:
+        for src in run.prompts:
+            opts = IngestOptions(kind="prompts", mapping=dict(src.mapping), domain=src.domain,
+                                 language=src.language, source=src.source)
+            rep = ingest(ws, src.path, opts, cfg.section("ingest"))
+            counts["files"] += 1
+            counts["prompts_written"] += rep.prompts_written
+            counts["quarantined"] += rep.quarantined
+        if n:
+            counts["demo_prompts"] = _demo_prompts(ws, n, run)
+    written = counts["prompts_written"] + counts["demo_prompts"]
+    record.finish({"in": written + counts["quarantined"], "out": written, "quarantined": counts["quarantined"]})
     return counts
 
 
-def _demo_prompts(ws: Any, n: int, seed: int) -> int:
-    """Adds issue 5's generated problems (`dataengine demo-prompts`), skipping ids already stored."""
-    raise StageUnavailable("demo prompts need the generate stage (dataengine.generate)")
+def _demo_prompts(ws: Any, n: int, run: RunConfig) -> int:
+    """Adds the project's generated problems (`dataengine.demo_problems`); ids already stored are
+    skipped, and the shard name is fixed by the arguments, so a rerun writes nothing twice."""
+    from dataengine.demo_problems import demo_prompts, load_benchmark
+    from dataengine.records import content_hash
+
+    bench = load_benchmark(run.demo_benchmark) if run.demo_contaminated_rate > 0 else None
+    prompts = demo_prompts(n, seed=run.demo_seed, contaminated_rate=run.demo_contaminated_rate, benchmark=bench)
+    have = ws.existing_ids("prompts", "prompt_id")
+    rows = [p.to_row() for p in prompts if p.prompt_id not in have]
+    name = "demo-" + content_hash(n, run.demo_seed, run.demo_contaminated_rate, run.demo_benchmark)[:16]
+    if rows and not ws.shard_exists("prompts", name):
+        ws.write_shard("prompts", rows, name=name)
+        return len(rows)
+    return 0
