@@ -42,13 +42,17 @@ class StageSpec:
     entry: tuple[str, ...]  # "module:function" candidates, first importable wins
     reads: tuple[str, ...]
     remote: bool = False
+    # Takes `rank` / `world_size` overrides (as config fields): runs as `run.shards` shard tasks.
+    shardable: bool = False
+    # Takes the `out_dir` it writes to (export): the flows pass `run.export_dir`.
+    out_dir: bool = False
 
 
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
         StageSpec("prompts", ("dataengine.pipeline:run_prompts",), ()),
-        StageSpec("generate", ("dataengine.generate:run_generate",), ("prompts",), remote=True),
+        StageSpec("generate", ("dataengine.generate:run_generate",), ("prompts",), remote=True, shardable=True),
         StageSpec("filter", ("dataengine.filter_stage:run_filter", "dataengine.filtering:run_filter",
                              "dataengine.filtering.stage:run_filter"), ("traces", "prompts")),
         StageSpec("verify", ("dataengine.verify.stage:run_verify", "dataengine.verify:run_verify"),
@@ -62,7 +66,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("mix", ("dataengine.mix:run_mix", "dataengine.mix.stage:run_mix"),
                   ("traces", "prompts", "filter_results", "verifications", "dedup")),
         StageSpec("export", ("dataengine.mix:run_export", "dataengine.mix.export:run_export", "dataengine.export:run_export"),
-                  ("traces", "prompts", "mix_members")),
+                  ("traces", "prompts", "mix_members"), out_dir=True),
     )
 }
 
@@ -101,10 +105,10 @@ def stage_available(name: str) -> bool:
     return True
 
 
-def accepts_shards(fn: Callable[..., Any]) -> bool:
-    """Whether a stage function takes `rank` / `world_size` (it can run as parallel shard tasks)."""
+def accepts_shards(stage: str, fn: Callable[..., Any]) -> bool:
+    """Whether a stage takes `rank` / `world_size` (it can run as parallel shard tasks)."""
     params = inspect.signature(fn).parameters
-    return "rank" in params and "world_size" in params
+    return STAGES[stage].shardable or ("rank" in params and "world_size" in params)
 
 
 @dataclass
@@ -138,6 +142,7 @@ class RunConfig:
     )
     prompts: list[PromptSource] = field(default_factory=list, metadata={"help": "prompt files ingested first"})
     report: bool = field(default=True, metadata={"help": "write the HTML report at the end"})
+    export_dir: str | None = field(default=None, metadata={"help": "where export writes the dataset; default <workspace>/artifacts/dataset"})
     stage_overrides: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={"help": "keyword overrides per stage, passed to run_<stage>"}
     )

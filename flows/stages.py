@@ -11,6 +11,7 @@ stages (generate, verify: the judge) get `run.retries` retries with `run.retry_d
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -42,7 +43,7 @@ def run_stage(stage: str, cfg: PipelineConfig, run: RunConfig, ws: Workspace) ->
     """Submit the shard tasks of `stage`, wait for them, publish its artifact, sum the counts."""
     logger = get_run_logger()
     fn = resolve_stage(stage)  # fails here, with the module it looked for, if the stage is missing
-    sharded = accepts_shards(fn) and run.shards > 1
+    sharded = accepts_shards(stage, fn) and run.shards > 1
     ranks: list[int | None] = list(range(run.shards)) if sharded else [None]
     task = stage_shard.with_options(
         retries=run.retries if STAGES[stage].remote else 0,
@@ -51,6 +52,8 @@ def run_stage(stage: str, cfg: PipelineConfig, run: RunConfig, ws: Workspace) ->
     )
     config = cfg.to_dict()
     overrides = dict(run.stage_overrides.get(stage, {}))
+    if STAGES[stage].out_dir:
+        overrides.setdefault("out_dir", str(export_dir(ws, run)))
     futures = [
         task.submit(stage, str(ws.root), config, cfg.source, rank, run.shards if sharded else None, overrides,
                     dataclasses.asdict(run))
@@ -108,6 +111,10 @@ STAGE_FLOWS = {
     "export": export_flow,
 }
 assert set(STAGE_FLOWS) == set(STAGES), "every stage has its flow"
+
+
+def export_dir(ws: Workspace, run: RunConfig) -> Path:
+    return Path(run.export_dir) if run.export_dir else ws.artifacts / "dataset"
 
 
 def cache_storage(ws: Workspace) -> LocalFileSystem:
