@@ -122,6 +122,17 @@ class PromptSource:
     source: str | None = None
 
 
+@dataclass
+class SftSource:
+    """A non-reasoning SFT file for the mix (the `ingest-sft` options)."""
+
+    path: str
+    format: str = "auto"
+    category: str | None = None
+    language: str | None = None
+    source: str | None = None
+
+
 @section("run")
 @dataclass
 class RunConfig:
@@ -132,15 +143,13 @@ class RunConfig:
     shards: int = field(default=1, metadata={"help": "shard tasks per stage, for stages that take rank/world_size"})
     retries: int = field(default=3, metadata={"help": "retries of tasks that touch engines or the network"})
     retry_delays: list[float] = field(default_factory=lambda: [2.0, 5.0, 15.0], metadata={"help": "seconds between retries"})
-    demo_prompts: int = field(default=0, metadata={"help": "generated demo problems added as prompts (simulated engine, quickstart)"})
-    demo_seed: int = field(default=0, metadata={"help": "seed of the generated demo problems"})
-    demo_contaminated_rate: float = field(
-        default=0.0, metadata={"help": "share of demo prompts taken from a benchmark (decontamination must catch them)"}
-    )
-    demo_benchmark: str | None = field(
-        default=None, metadata={"help": "benchmark JSONL planted at demo_contaminated_rate (default: the built-in demo set)"}
+    demo_prompts: int = field(
+        default=0, metadata={"help": "generated demo problems added as prompts (settings: the demo_prompts section)"}
     )
     prompts: list[PromptSource] = field(default_factory=list, metadata={"help": "prompt files ingested first"})
+    non_reasoning: list[SftSource] = field(
+        default_factory=list, metadata={"help": "non-reasoning SFT files (Alpaca, ShareGPT, messages) ingested for the mix"}
+    )
     report: bool = field(default=True, metadata={"help": "write the HTML report at the end"})
     export_dir: str | None = field(default=None, metadata={"help": "where export writes the dataset; default <workspace>/artifacts/dataset"})
     stage_overrides: dict[str, dict[str, Any]] = field(
@@ -170,14 +179,16 @@ def pipeline_steps(name: str, run: RunConfig) -> list[str]:
 
 
 def run_prompts(ws: Any, cfg: Any, **overrides: Any) -> dict[str, Any]:
-    """The `prompts` step: ingest the configured prompt files and add generated demo problems."""
+    """The `prompts` step: ingest the configured prompt files and non-reasoning SFT files, and add
+    generated demo problems. Every part skips what is already stored, so a rerun adds nothing."""
     from dataengine.ingest import IngestOptions, ingest
 
     run: RunConfig = cfg.section("run")
     n = overrides.get("demo_prompts", run.demo_prompts)
     record = ws.start_run("prompts", {"prompts": [p.__dict__ for p in run.prompts], "demo_prompts": n,
-                                      "demo_seed": run.demo_seed, "demo_contaminated_rate": run.demo_contaminated_rate})
-    counts: dict[str, Any] = {"files": 0, "prompts_written": 0, "quarantined": 0, "demo_prompts": 0}
+                                      "non_reasoning": [p.__dict__ for p in run.non_reasoning]})
+    counts: dict[str, Any] = {"files": 0, "prompts_written": 0, "quarantined": 0, "demo_prompts": 0,
+                              "non_reasoning_traces": 0}
     with record:
         for src in run.prompts:
             opts = IngestOptions(kind="prompts", mapping=dict(src.mapping), domain=src.domain,
@@ -186,25 +197,25 @@ def run_prompts(ws: Any, cfg: Any, **overrides: Any) -> dict[str, Any]:
             counts["files"] += 1
             counts["prompts_written"] += rep.prompts_written
             counts["quarantined"] += rep.quarantined
+        for sft in run.non_reasoning:
+            ingest_sft = _entry("dataengine.mix.sft_ingest:ingest_sft", "non-reasoning SFT ingest (the mix stage)")
+            rep = ingest_sft(ws, sft.path, sft.format, cfg.section("sft"), source=sft.source, category=sft.category,
+                             language=sft.language)
+            counts["files"] += 1
+            counts["non_reasoning_traces"] += rep.traces_written
+            counts["quarantined"] += rep.quarantined
         if n:
-            counts["demo_prompts"] = _demo_prompts(ws, n, run)
-    written = counts["prompts_written"] + counts["demo_prompts"]
+            demo = _entry("dataengine.generate:run_demo_prompts", "demo prompts (the generate stage)")
+            res = demo(ws, cfg, n)
+            counts["demo_prompts"] = int(res.get("written", res.get("out", 0)) or 0)
+    written = counts["prompts_written"] + counts["demo_prompts"] + counts["non_reasoning_traces"]
     record.finish({"in": written + counts["quarantined"], "out": written, "quarantined": counts["quarantined"]})
     return counts
 
 
-def _demo_prompts(ws: Any, n: int, run: RunConfig) -> int:
-    """Adds the project's generated problems (`dataengine.demo_problems`); ids already stored are
-    skipped, and the shard name is fixed by the arguments, so a rerun writes nothing twice."""
-    from dataengine.demo_problems import demo_prompts, load_benchmark
-    from dataengine.records import content_hash
-
-    bench = load_benchmark(run.demo_benchmark) if run.demo_contaminated_rate > 0 else None
-    prompts = demo_prompts(n, seed=run.demo_seed, contaminated_rate=run.demo_contaminated_rate, benchmark=bench)
-    have = ws.existing_ids("prompts", "prompt_id")
-    rows = [p.to_row() for p in prompts if p.prompt_id not in have]
-    name = "demo-" + content_hash(n, run.demo_seed, run.demo_contaminated_rate, run.demo_benchmark)[:16]
-    if rows and not ws.shard_exists("prompts", name):
-        ws.write_shard("prompts", rows, name=name)
-        return len(rows)
-    return 0
+def _entry(target: str, what: str) -> Callable[..., Any]:
+    mod, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except (ModuleNotFoundError, AttributeError):
+        raise StageUnavailable(f"{what} is not available in this installation (looked for {target})") from None
