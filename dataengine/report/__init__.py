@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from dataengine.config import section
-from dataengine.report.data import SliderSpec, collect
+from dataengine.report.data import SliderSpec, collect, default_sliders
 from dataengine.store import Workspace
 
 __all__ = ["ReportConfig", "SliderSpec", "build_report", "render_html"]
@@ -31,8 +31,9 @@ class ReportConfig:
     sample_size: int = field(default=2000, metadata={"help": "traces whose stored scores the page's sliders re-decide"})
     bins: int = field(default=30, metadata={"help": "bins of the length histograms"})
     sliders: list[SliderSpec] = field(
-        default_factory=list,
-        metadata={"help": "threshold sliders: {filter, score, op ('>=' or '<='), value, reasons: [...]}"},
+        default_factory=default_sliders,
+        metadata={"help": "threshold sliders: {filter, score, op ('>=' or '<='), value, reasons: [...], param}; "
+                          "value defaults to filter.<filter>.<param> of the newest filter run"},
     )
 
     def validate(self) -> None:

@@ -38,8 +38,28 @@ class SliderSpec:
     filter: str
     score: str
     op: str = ">="  # ">=" keeps traces at or above the threshold, "<=" at or below
-    value: float | None = None  # where the slider starts (the configured threshold)
+    value: float | None = None  # where the slider starts; default: `param` in the filter run's config
     reasons: list[str] = field(default_factory=list)
+    param: str | None = None  # the threshold's field in the `filter.<filter>` config section
+
+
+# The main thresholds of the filter stage (filters/: format, readability, language_mixing), each
+# with the reason its check gives. A trace's stored reason is its first failing check, so with all
+# sliders of a filter at their configured values the page reproduces the stored verdicts.
+DEFAULT_SLIDERS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("language_mixing", "reasoning_share", ">=", "min_reasoning_share", "lang_mix_below_min"),
+    ("language_mixing", "foreign_script_words", "<=", "max_foreign_script_words", "foreign_script_words_above_max"),
+    ("language_mixing", "answer_share", ">=", "min_answer_share", "answer_lang_mix_below_min"),
+    ("readability", "longest_paragraph_words", "<=", "max_paragraph_words", "paragraph_too_long"),
+    ("readability", "top_line_repeats", "<=", "max_line_repeats", "repetition_loop"),
+    ("readability", "dup_5gram_frac", "<=", "max_dup_5gram_frac", "duplicate_ngrams"),
+    ("format", "completion_chars", "<=", "max_completion_chars", "too_long_chars"),
+    ("format", "completion_tokens", "<=", "max_completion_tokens", "too_many_tokens"),
+)
+
+
+def default_sliders() -> list[SliderSpec]:
+    return [SliderSpec(f, score, op, None, [reason], param) for f, score, op, param, reason in DEFAULT_SLIDERS]
 
 
 def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -187,10 +207,11 @@ def _filter_config(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def _sliders(sample: list[dict[str, Any]], given: list[SliderSpec], config: dict[str, Any]) -> list[SliderSpec]:
-    """The configured sliders whose score occurs in the sample, then one per other varying score.
+    """The configured sliders whose score occurs in the sample, then one per varying score of
+    filters that have no configured slider.
 
-    Auto-added sliders start where they remove nothing and decide no stored reason, so moving one
-    can only tighten; the configured ones know which reasons their threshold decides.
+    Those auto-added sliders start where they remove nothing and decide no stored reason, so
+    moving one can only tighten; the configured ones know which reasons their threshold decides.
     """
     values: dict[tuple[str, str], set[float]] = {}
     for t in sample:
@@ -198,31 +219,21 @@ def _sliders(sample: list[dict[str, Any]], given: list[SliderSpec], config: dict
             for k, v in scores.items():
                 values.setdefault((fname, k), set()).add(v)
     out = []
-    seen = set()
     for s in given:
         if (s.filter, s.score) in values:
             if s.value is None:
                 s.value = _configured_threshold(config, s)
             out.append(s)
-            seen.add((s.filter, s.score))
+    covered = {s.filter for s in out}
     for (fname, k), vals in sorted(values.items()):
-        if (fname, k) in seen or len(vals) < 3 or len(out) >= 16:
+        if fname in covered or len(vals) < 3 or len(out) >= 16:
             continue
         out.append(SliderSpec(fname, k, ">=", min(vals), []))
     return out
 
 
 def _configured_threshold(config: dict[str, Any], s: SliderSpec) -> float | None:
-    """A threshold named in the filter run's config (any nesting) whose name mentions the score."""
-    found: list[float] = []
-
-    def walk(obj: Any, path: tuple[str, ...]) -> None:
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                walk(v, (*path, str(k)))
-        elif (isinstance(obj, (int, float)) and not isinstance(obj, bool) and path
-              and s.filter in path and s.score in path[-1]):
-            found.append(float(obj))
-
-    walk(config, ())
-    return found[0] if found else None
+    """`filter.<filter>.<param>` of the newest filter run's recorded config."""
+    section = config.get("filter", config)
+    value = (section.get(s.filter) or {}).get(s.param) if isinstance(section, dict) and s.param else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
