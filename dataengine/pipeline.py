@@ -64,9 +64,10 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("decontaminate", ("dataengine.dedup.stage:run_decontaminate", "dataengine.dedup:run_decontaminate"),
                   ("traces", "prompts", "dedup")),
         StageSpec("mix", ("dataengine.mix:run_mix", "dataengine.mix.stage:run_mix"),
-                  ("traces", "prompts", "filter_results", "verifications", "dedup")),
+                  ("traces", "prompts", "filter_results", "verifications", "dedup", "dedup_prompts",
+                   "contamination_hits")),
         StageSpec("export", ("dataengine.mix:run_export", "dataengine.mix.export:run_export", "dataengine.export:run_export"),
-                  ("traces", "prompts", "mix_members"), out_dir=True),
+                  ("traces", "prompts", "mix_members", "filter_results", "verifications", "dedup"), out_dir=True),
     )
 }
 

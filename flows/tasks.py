@@ -20,6 +20,7 @@ from prefect.context import TaskRunContext
 
 from dataengine.pipeline import STAGES
 from dataengine.records import content_hash
+from dataengine.schema import TABLES
 from dataengine.store import Workspace
 
 ORCHESTRATION_SECTIONS = ("run", "report")
@@ -30,6 +31,8 @@ def input_fingerprint(workspace: str, tables: tuple[str, ...]) -> str:
     ws = Workspace(workspace)
     parts = []
     for table in tables:
+        if table not in TABLES:  # a table of a stage this installation does not have
+            continue
         for p in ws.shards(table):
             parts.append(f"{table}/{p.name}:{p.stat().st_size}")
     return content_hash(*parts)
