@@ -16,10 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 quickstart: setup
-	$(DE) --workspace $(WS) init
-	$(DE) --workspace $(WS) ingest examples/sample_traces.jsonl --kind traces --map completion=response --map reference_answer=gold
-	$(DE) --workspace $(WS) sql "select domain, think_format, count(*) as traces, count(*) filter (where think_closed) as closed from traces group by all order by all"
-	$(DE) --workspace $(WS) sql --query quarantine_summary
+	$(DE) --workspace $(WS) run examples/quickstart.yaml
 
 test: setup chromium
 	$(PY) -m pytest -q -p no:cacheprovider

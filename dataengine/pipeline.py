@@ -19,10 +19,11 @@ from typing import Any, Literal
 from dataengine.config import section
 
 # The R1 recipe's two data pipelines (DESIGN.md): cold start is few-shot generation from an RL
-# checkpoint, format/readability/language filters, light verification and a small export;
+# checkpoint, format/readability/language filters, light verification and a small export (a mix
+# of the reasoning bucket only, so export has its usual input);
 # rejection sampling adds selection, dedup, decontamination and the mix with non-reasoning data.
 PIPELINES: dict[str, tuple[str, ...]] = {
-    "cold_start": ("prompts", "generate", "filter", "verify", "export"),
+    "cold_start": ("prompts", "generate", "filter", "verify", "mix", "export"),
     "rejection_sampling": (
         "prompts", "generate", "filter", "verify", "select", "dedup", "decontaminate", "mix", "export",
     ),
