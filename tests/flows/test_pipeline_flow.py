@@ -52,3 +52,25 @@ def test_a_stage_missing_from_the_installation_fails_the_flow_clearly(prefect_ap
     assert state.is_failed()
     with pytest.raises(Exception, match="dataengine.not_installed:run_filter"):
         state.result()
+
+
+def test_generate_runs_as_parallel_shard_tasks_that_cover_every_pair_once(prefect_api, tmp_path):
+    import yaml
+
+    from flows.pipelines import rejection_sampling
+
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": "rejection_sampling",
+        "run": {"steps": ["prompts", "generate"], "demo_prompts": 40, "shards": 2},
+        "demo_prompts": {"contaminated_rate": 0.0},
+        "generate": {"engine": "simulated", "n": 3, "sampling_run": "sharded"},
+    }))
+    result = rejection_sampling(config=str(cfg), workspace=str(tmp_path / "ws"))
+    ws = Workspace.open(tmp_path / "ws")
+    pairs = ws.query("select count(*), count(distinct (prompt_id, sample_idx)) from traces").fetchone()
+    assert pairs == (120, 120)
+    workers = ws.query("select distinct counts->>'rank' from runs where stage = 'generate' and status = 'ok'").fetchall()
+    assert sorted(r[0] for r in workers) == ["0", "1"]
+    assert result["stages"]["generate"]["out"] == 120  # the shards' counts, summed
+    assert sorted(_task_states("generate[0/2]") + _task_states("generate[1/2]")) == ["Completed", "Completed"]
