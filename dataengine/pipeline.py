@@ -47,28 +47,33 @@ class StageSpec:
     shardable: bool = False
     # Takes the `out_dir` it writes to (export): the flows pass `run.export_dir`.
     out_dir: bool = False
+    # Config sections the stage reads (cache key); a change elsewhere does not re-run it.
+    sections: tuple[str, ...] = ()
 
 
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in (
-        StageSpec("prompts", ("dataengine.pipeline:run_prompts",), ()),
-        StageSpec("generate", ("dataengine.generate:run_generate",), ("prompts",), remote=True, shardable=True),
+        StageSpec("prompts", ("dataengine.pipeline:run_prompts",), (), sections=("run", "ingest", "sft", "demo_prompts")),
+        StageSpec("generate", ("dataengine.generate:run_generate",), ("prompts",), remote=True, shardable=True,
+                  sections=("generate",)),
         StageSpec("filter", ("dataengine.filter_stage:run_filter", "dataengine.filtering:run_filter",
-                             "dataengine.filtering.stage:run_filter"), ("traces", "prompts")),
+                             "dataengine.filtering.stage:run_filter"), ("traces", "prompts"),
+                  sections=("filter",)),
         StageSpec("verify", ("dataengine.verify.stage:run_verify", "dataengine.verify:run_verify"),
-                  ("traces", "prompts"), remote=True),
+                  ("traces", "prompts"), remote=True, sections=("verify",)),
         StageSpec("select", ("dataengine.verify.select:run_select", "dataengine.select:run_select"),
-                  ("traces", "filter_results", "verifications")),
+                  ("traces", "prompts", "filter_results", "verifications"), sections=("select",)),
         StageSpec("dedup", ("dataengine.dedup.stage:run_dedup", "dataengine.dedup:run_dedup"),
-                  ("traces", "prompts", "filter_results", "verifications")),
+                  ("traces", "prompts", "filter_results", "verifications", "selections"), sections=("dedup",)),
         StageSpec("decontaminate", ("dataengine.dedup.stage:run_decontaminate", "dataengine.dedup:run_decontaminate"),
-                  ("traces", "prompts", "dedup")),
+                  ("traces", "prompts", "dedup"), sections=("decontaminate",)),
         StageSpec("mix", ("dataengine.mix:run_mix", "dataengine.mix.stage:run_mix"),
                   ("traces", "prompts", "filter_results", "verifications", "dedup", "dedup_prompts",
-                   "contamination_hits")),
+                   "contamination_hits", "selections"), sections=("mix",)),
         StageSpec("export", ("dataengine.mix:run_export", "dataengine.mix.export:run_export", "dataengine.export:run_export"),
-                  ("traces", "prompts", "mix_members", "filter_results", "verifications", "dedup"), out_dir=True),
+                  ("traces", "prompts", "mix_members", "filter_results", "verifications", "dedup"), out_dir=True,
+                  sections=("export", "filter", "verify", "dedup", "decontaminate", "mix")),
     )
 }
 

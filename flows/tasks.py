@@ -23,31 +23,56 @@ from dataengine.records import content_hash
 from dataengine.schema import TABLES
 from dataengine.store import Workspace
 
-ORCHESTRATION_SECTIONS = ("run", "report")
+# Of `run`, only the inputs of the `prompts` step decide output (the rest says how to run).
+RUN_INPUT_FIELDS = ("prompts", "non_reasoning", "demo_prompts")
 
 
-def input_fingerprint(workspace: str, tables: tuple[str, ...]) -> str:
-    """Names and sizes of the shard files of `tables`: changes whenever a writer adds a shard."""
+def input_fingerprint(workspace: str, tables: tuple[str, ...], stage: str = "") -> str:
+    """Names and sizes of the shard files of `tables`: changes whenever a writer adds a shard.
+
+    Shards the stage wrote itself (named by its run ids, `<stage>-…`) are left out: decontaminate
+    reads and adds to `dedup`, and its own output must not invalidate its cache.
+    """
     ws = Workspace(workspace)
+    own = f"{stage}-" if stage else None
     parts = []
     for table in tables:
         if table not in TABLES:  # a table of a stage this installation does not have
             continue
         for p in ws.shards(table):
-            parts.append(f"{table}/{p.name}:{p.stat().st_size}")
+            if own is None or not p.name.startswith(own):
+                parts.append(f"{table}/{p.name}:{p.stat().st_size}")
+    return content_hash(*parts)
+
+
+def file_fingerprint(paths: list[str]) -> str:
+    """Input files named in the config: a file rewritten in place must not hit the old cache."""
+    parts = []
+    for path in paths:
+        p = Path(path)
+        st = p.stat() if p.exists() else None
+        parts.append(f"{p.resolve()}:{st.st_size if st else '-'}:{st.st_mtime_ns if st else '-'}")
     return content_hash(*parts)
 
 
 def shard_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     stage = parameters["stage"]
-    config = {k: v for k, v in parameters["config"].items() if k not in ORCHESTRATION_SECTIONS}
+    full = parameters["config"]
+    # The sections the stage reads (all but `report` when it does not say), `run` cut to its inputs.
+    wanted = STAGES[stage].sections or tuple(k for k in full if k != "report")
+    config = {k: full.get(k) for k in wanted}
+    run = full.get("run") or {}
+    if "run" in config:
+        config["run"] = {k: run.get(k) for k in RUN_INPUT_FIELDS}
+    files = [src["path"] for key in ("prompts", "non_reasoning") for src in run.get(key) or []]
     return "-".join((
         "dataengine", stage, str(parameters.get("rank")), str(parameters.get("world_size")),
         content_hash(
             str(Path(parameters["workspace"]).resolve()),
             json.dumps(config, sort_keys=True, default=str),
             json.dumps(parameters.get("overrides") or {}, sort_keys=True, default=str),
-            input_fingerprint(parameters["workspace"], STAGES[stage].reads),
+            input_fingerprint(parameters["workspace"], STAGES[stage].reads, stage),
+            file_fingerprint(files) if stage == "prompts" else "",
         ),
     ))
 
