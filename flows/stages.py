@@ -21,6 +21,7 @@ from dataengine.config import PipelineConfig, apply_overrides, load_config
 from dataengine.pipeline import STAGES, RunConfig, accepts_shards, resolve_stage
 from dataengine.store import Workspace, default_workspace_path
 from flows.artifacts import publish_stage
+from flows.executor import executor_for
 from flows.tasks import stage_shard
 
 FLOW_CACHE = "flow-cache"
@@ -50,6 +51,10 @@ def run_stage(stage: str, cfg: PipelineConfig, run: RunConfig, ws: Workspace) ->
         retry_delay_seconds=list(run.retry_delays) if STAGES[stage].remote else 0,
         result_storage=cache_storage(ws),
     )
+    if run.executor == "ray":
+        # Connect in the flow's own (main) thread: Ray started from a task's worker thread lost
+        # its GCS mid-run here (it cannot install its signal handlers off the main thread).
+        executor_for(run)
     config = cfg.to_dict()
     overrides = dict(run.stage_overrides.get(stage, {}))
     if STAGES[stage].out_dir:

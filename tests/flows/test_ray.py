@@ -41,6 +41,7 @@ def test_filter_and_verify_on_ray_match_the_local_run(prefect_api, two_workspace
     try:
         for stage in STAGES:
             STAGE_FLOWS[stage](config=str(cfg), workspace=str(a.root), executor="local")
+        for stage in STAGES:
             STAGE_FLOWS[stage](config=str(cfg), workspace=str(b.root), executor="ray")
         assert ray.is_initialized(), "the ray executor ran the tasks"
         # The Ray run's rows were written by Ray worker processes, not by this one.
