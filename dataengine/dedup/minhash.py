@@ -38,10 +38,17 @@ def candidate_probability(j: float, bands: int, rows: int) -> float:
 
 def shingles(tb: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(doc index, 64-bit shingle hash) of every n-token shingle of every document in `tb`."""
+    doc, acc, _ = shingles_at(tb, n)
+    return doc, acc
+
+
+def shingles_at(tb: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`shingles`, plus the index of each shingle's first token (to show the n-gram's text)."""
     h, doc = tb.hashes, tb.doc
     m = len(h)
     if m == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=U64)
+        z = np.zeros(0, dtype=np.int64)
+        return z, np.zeros(0, dtype=U64), z
     lengths = tb.offsets[1:] - tb.offsets[:-1]
     pos = np.arange(m, dtype=np.int64) - tb.offsets[doc]
     rem = lengths[doc] - pos  # tokens left in the document from here, this one included
@@ -59,7 +66,7 @@ def shingles(tb: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray]:
             term = mix64(h[j] + U64(k + 1) * _GOLD)
             acc += np.where(take, term, U64(0))
         acc = mix64(acc)
-    return doc[idx], acc
+    return doc[idx], acc, idx
 
 
 def signatures(

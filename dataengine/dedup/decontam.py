@@ -1,0 +1,140 @@
+"""Benchmark decontamination by n-gram overlap (open-r1 and s1 use 8-grams; 13 is stricter).
+
+Prompts and benchmark problems are normalised and tokenised exactly as for dedup
+(`normalize.tokenize`): word n-grams in English, character n-grams in Chinese and Japanese (each
+CJK character is a token). A prompt hits a benchmark item when they share at least `min_hits`
+n-grams. N-grams that occur in more than `max_item_share` items of one benchmark are stock
+phrases ("how many dollars does she have left", "express your answer as a common fraction")
+and are ignored, so a prompt that only shares boilerplate with a benchmark passes.
+
+Known limit: overlap is within one language. A translated problem (OlymMATH's EN and ZH
+versions of the same problem) shares no n-gram with its original and is not caught.
+
+>>> idx = BenchmarkIndex(ngram=4)
+>>> idx.add("toy", [("t1", "Find the number of ordered pairs of integers with x + y = 10.")])
+>>> idx.build()
+>>> [(h.item_id, h.ngrams[0]) for h in find_hits(idx, ["p"], ["Please find the NUMBER of ordered pairs!"], 1, 1)]
+[('t1', 'find the number of')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dataengine.dedup.config import BenchmarkSpec
+from dataengine.dedup.minhash import shingles_at
+from dataengine.dedup.normalize import tokenize
+from dataengine.readers import RowError, input_format, read_rows
+
+TEXT_FIELDS = ("problem", "question", "prompt", "quiz", "Question", "input", "instruction", "text")
+ID_FIELDS = ("id", "unique_id", "idx", "task_id", "question_id")
+
+
+def load_benchmark(spec: BenchmarkSpec) -> list[tuple[str, str]]:
+    """(item id, problem text) of every row of a benchmark file, with a clear error for bad rows."""
+    path = Path(spec.path)
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark file {path} does not exist")
+    columns = ["problem", "answer"] if input_format(path) == "tsv" and spec.text_field == "auto" else None
+    items = []
+    for line, row in read_rows(path, columns=columns):
+        if isinstance(row, RowError):
+            raise ValueError(f"{path}: row {line}: {row.reason}: {row.detail}")
+        field = spec.text_field
+        if field == "auto":
+            field = next((f for f in TEXT_FIELDS if isinstance(row.get(f), str) and row[f].strip()), "")
+            if not field:
+                raise ValueError(f"{path}: row {line}: no problem text in any of {', '.join(TEXT_FIELDS)}; set field")
+        text = row.get(field)
+        if not isinstance(text, str):
+            raise ValueError(f"{path}: row {line}: field {field!r} is {type(text).__name__}, expected string")
+        id_field = spec.id_field
+        if id_field == "auto":
+            id_field = next((f for f in ID_FIELDS if row.get(f) is not None), "")
+        item_id = str(row[id_field]) if id_field and row.get(id_field) is not None else str(line)
+        items.append((item_id, text))
+    return items
+
+
+@dataclass
+class Hit:
+    prompt_id: str
+    benchmark: str
+    item_id: str
+    shared: int  # distinct n-grams shared
+    ngrams: list[str]  # some of them, normalised
+
+
+class BenchmarkIndex:
+    """Sorted n-gram hashes of every item of every benchmark, for vectorised lookups."""
+
+    def __init__(self, ngram: int = 8, max_item_share: int = 10):
+        self.ngram, self.max_item_share = ngram, max_item_share
+        self.names: list[str] = []
+        self.item_ids: list[list[str]] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.n_items = 0
+        self.n_stock = 0
+
+    def add(self, name: str, items: list[tuple[str, str]]) -> None:
+        b = len(self.names)
+        self.names.append(name)
+        self.item_ids.append([i for i, _ in items])
+        self.n_items += len(items)
+        hashes, item = [], []
+        for s in range(0, len(items), 2000):
+            tb = tokenize([t for _, t in items[s : s + 2000]])
+            doc, sh, _ = shingles_at(tb, self.ngram)
+            hashes.append(sh)
+            item.append(doc + s)
+        h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+        it = np.concatenate(item) if item else np.zeros(0, dtype=np.int64)
+        # One entry per (n-gram, item); then drop stock phrases shared by many items.
+        order = np.lexsort((it, h))
+        h, it = h[order], it[order]
+        keep = np.r_[True, (h[1:] != h[:-1]) | (it[1:] != it[:-1])]
+        h, it = h[keep], it[keep]
+        if self.max_item_share and len(h):
+            starts = np.r_[True, h[1:] != h[:-1]]
+            run_id = np.cumsum(starts) - 1
+            run_len = np.bincount(run_id)
+            stock = run_len[run_id] > self.max_item_share
+            self.n_stock += int(starts[stock].sum())
+            h, it = h[~stock], it[~stock]
+        self._parts.append((h, np.full(len(h), b, dtype=np.int32), it.astype(np.int32)))
+
+    def build(self) -> None:
+        h = np.concatenate([p[0] for p in self._parts]) if self._parts else np.zeros(0, dtype=np.uint64)
+        bench = np.concatenate([p[1] for p in self._parts]) if self._parts else np.zeros(0, dtype=np.int32)
+        item = np.concatenate([p[2] for p in self._parts]) if self._parts else np.zeros(0, dtype=np.int32)
+        order = np.argsort(h, kind="stable")
+        self.hashes, self.bench, self.item = h[order], bench[order], item[order]
+        self._parts = []
+
+
+def find_hits(index: BenchmarkIndex, ids: list[str], texts: list[str], min_hits: int = 1, report: int = 5) -> list[Hit]:
+    """Every (prompt, benchmark item) pair sharing at least `min_hits` n-grams."""
+    tb = tokenize(texts)
+    doc, sh, start = shingles_at(tb, index.ngram)
+    lo = np.searchsorted(index.hashes, sh, side="left")
+    hi = np.searchsorted(index.hashes, sh, side="right")
+    matched = np.flatnonzero(hi > lo)
+    found: dict[tuple[int, int, int], dict[int, int]] = {}  # (doc, bench, item) -> {hash: shingle}
+    for k in matched.tolist():
+        for e in range(lo[k], hi[k]):
+            key = (int(doc[k]), int(index.bench[e]), int(index.item[e]))
+            found.setdefault(key, {}).setdefault(int(sh[k]), k)
+    hits = []
+    for (d, b, i), grams in sorted(found.items()):
+        if len(grams) < min_hits:
+            continue
+        shown = []
+        for k in sorted(grams.values())[:report]:
+            first = int(start[k])
+            last = min(first + index.ngram, int(tb.offsets[d + 1]))
+            shown.append(" ".join(tb.token_text(t) for t in range(first, last)))
+        hits.append(Hit(ids[d], index.names[b], index.item_ids[b][i], len(grams), shown))
+    return hits
