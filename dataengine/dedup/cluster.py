@@ -25,6 +25,9 @@ class NearDupResult:
     labels: np.ndarray  # int64 [n]: component root index, or the doc's own index
     candidate_pairs: int
     verified_pairs: int
+    # The pairs judged near-duplicate (after verification); clusters are their components.
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
 
 
 def pick_representatives(
@@ -124,4 +127,4 @@ def near_duplicates(
             count=len(a),
         )
         a, b = a[keep], b[keep]
-    return NearDupResult(connected_components(con, a, b, n), n_cand, len(a))
+    return NearDupResult(connected_components(con, a, b, n), n_cand, len(a), a, b)

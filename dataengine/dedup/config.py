@@ -78,9 +78,12 @@ class DecontamConfig:
         default_factory=dict, metadata={"help": "name -> {path, text_field, id_field}; --benchmark NAME=PATH adds more"}
     )
     min_hits: int = field(default=1, metadata={"help": "shared n-grams needed before a prompt counts as contaminated"})
+    min_item_overlap: float = field(
+        default=0.2, metadata={"help": "share of a benchmark item's n-grams a prompt must contain to hit it (0: any min_hits)"}
+    )
     max_item_share: int = field(
-        default=10,
-        metadata={"help": "n-grams found in more benchmark items than this are stock phrases and ignored (0: keep all)"},
+        default=5,
+        metadata={"help": "n-grams found in more benchmark items than this (all benchmarks together) are stock phrases, ignored (0: keep all)"},
     )
     report_ngrams: int = field(default=5, metadata={"help": "shared n-grams listed per hit"})
     check_traces: bool = field(default=False, metadata={"help": "also check trace completions, not only prompts"})

@@ -3,9 +3,10 @@
 Prompts and benchmark problems are normalised and tokenised exactly as for dedup
 (`normalize.tokenize`): word n-grams in English, character n-grams in Chinese and Japanese (each
 CJK character is a token). A prompt hits a benchmark item when they share at least `min_hits`
-n-grams. N-grams that occur in more than `max_item_share` items of one benchmark are stock
-phrases ("how many dollars does she have left", "express your answer as a common fraction")
-and are ignored, so a prompt that only shares boilerplate with a benchmark passes.
+n-grams and at least `min_item_overlap` of the item's n-grams. N-grams found in more than
+`max_item_share` benchmark items (across all benchmarks checked together) are stock phrases
+("where m and n are relatively prime positive integers") and are ignored, so a prompt that only
+shares boilerplate with a benchmark passes.
 
 Known limit: overlap is within one language. A translated problem (OlymMATH's EN and ZH
 versions of the same problem) shares no n-gram with its original and is not caught.
@@ -65,6 +66,7 @@ class Hit:
     benchmark: str
     item_id: str
     shared: int  # distinct n-grams shared
+    item_ngrams: int  # distinct n-grams of the benchmark item
     ngrams: list[str]  # some of them, normalised
 
 
@@ -75,6 +77,7 @@ class BenchmarkIndex:
         self.ngram, self.max_item_share = ngram, max_item_share
         self.names: list[str] = []
         self.item_ids: list[list[str]] = []
+        self.item_ngrams: list[np.ndarray] = []  # distinct n-grams per item, per benchmark
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_items = 0
         self.n_stock = 0
@@ -92,31 +95,42 @@ class BenchmarkIndex:
             item.append(doc + s)
         h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
         it = np.concatenate(item) if item else np.zeros(0, dtype=np.int64)
-        # One entry per (n-gram, item); then drop stock phrases shared by many items.
+        # One entry per (n-gram, item).
         order = np.lexsort((it, h))
         h, it = h[order], it[order]
-        keep = np.r_[True, (h[1:] != h[:-1]) | (it[1:] != it[:-1])]
+        keep = np.r_[True, (h[1:] != h[:-1]) | (it[1:] != it[:-1])] if len(h) else np.zeros(0, dtype=bool)
         h, it = h[keep], it[keep]
-        if self.max_item_share and len(h):
-            starts = np.r_[True, h[1:] != h[:-1]]
-            run_id = np.cumsum(starts) - 1
-            run_len = np.bincount(run_id)
-            stock = run_len[run_id] > self.max_item_share
-            self.n_stock += int(starts[stock].sum())
-            h, it = h[~stock], it[~stock]
+        self.item_ngrams.append(np.bincount(it, minlength=len(items)))
         self._parts.append((h, np.full(len(h), b, dtype=np.int32), it.astype(np.int32)))
 
     def build(self) -> None:
+        """Merge the benchmarks into one sorted index; drop stock phrases.
+
+        A stock phrase is an n-gram found in more than `max_item_share` items across all
+        benchmarks ("where m and n are relatively prime positive integers"): boilerplate that
+        any honest prompt may share, not evidence of contamination.
+        """
         h = np.concatenate([p[0] for p in self._parts]) if self._parts else np.zeros(0, dtype=np.uint64)
         bench = np.concatenate([p[1] for p in self._parts]) if self._parts else np.zeros(0, dtype=np.int32)
         item = np.concatenate([p[2] for p in self._parts]) if self._parts else np.zeros(0, dtype=np.int32)
         order = np.argsort(h, kind="stable")
-        self.hashes, self.bench, self.item = h[order], bench[order], item[order]
+        h, bench, item = h[order], bench[order], item[order]
+        if self.max_item_share and len(h):
+            starts = np.r_[True, h[1:] != h[:-1]]
+            run = np.cumsum(starts) - 1
+            stock = np.bincount(run)[run] > self.max_item_share
+            self.n_stock = int(starts[stock].sum())
+            h, bench, item = h[~stock], bench[~stock], item[~stock]
+        self.hashes, self.bench, self.item = h, bench, item
         self._parts = []
 
 
-def find_hits(index: BenchmarkIndex, ids: list[str], texts: list[str], min_hits: int = 1, report: int = 5) -> list[Hit]:
-    """Every (prompt, benchmark item) pair sharing at least `min_hits` n-grams."""
+def find_hits(
+    index: BenchmarkIndex, ids: list[str], texts: list[str], min_hits: int = 1, report: int = 5, min_item_overlap: float = 0.0
+) -> list[Hit]:
+    """Every (prompt, benchmark item) pair sharing at least `min_hits` n-grams and at least
+    `min_item_overlap` of the item's n-grams (a planted problem shares nearly all of them; a
+    prompt that shares one phrase with a long problem shares a few percent)."""
     tb = tokenize(texts)
     doc, sh, start = shingles_at(tb, index.ngram)
     lo = np.searchsorted(index.hashes, sh, side="left")
@@ -129,12 +143,12 @@ def find_hits(index: BenchmarkIndex, ids: list[str], texts: list[str], min_hits:
             found.setdefault(key, {}).setdefault(int(sh[k]), k)
     hits = []
     for (d, b, i), grams in sorted(found.items()):
-        if len(grams) < min_hits:
+        if len(grams) < min_hits or len(grams) < min_item_overlap * index.item_ngrams[b][i]:
             continue
         shown = []
         for k in sorted(grams.values())[:report]:
             first = int(start[k])
             last = min(first + index.ngram, int(tb.offsets[d + 1]))
             shown.append(" ".join(tb.token_text(t) for t in range(first, last)))
-        hits.append(Hit(ids[d], index.names[b], index.item_ids[b][i], len(grams), shown))
+        hits.append(Hit(ids[d], index.names[b], index.item_ids[b][i], len(grams), int(index.item_ngrams[b][i]), shown))
     return hits

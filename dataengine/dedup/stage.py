@@ -294,7 +294,7 @@ def run_decontaminate(
             for rb in reader:
                 ids = rb.column(0).to_pylist()
                 n_prompts += len(ids)
-                hits += find_hits(index, ids, [t or "" for t in rb.column(1).to_pylist()], c.min_hits, c.report_ngrams)
+                hits += find_hits(index, ids, [t or "" for t in rb.column(1).to_pylist()], c.min_hits, c.report_ngrams, c.min_item_overlap)
         finally:
             con.close()
         rows = [
