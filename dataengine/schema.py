@@ -140,8 +140,11 @@ register_table(
             ("is_representative", pa.bool_()),
             ("contamination", STR),
             ("run_id", STR),
-            # Added by the dedup stage (issue 6): the normalised-text hash of the prompt, and the
-            # near-duplicate cluster of prompts across sources the trace's prompt belongs to.
+            # Added by the dedup stage (issue 6): the normalised-text hash of the completion
+            # (global: equal completions under any prompt), the normalised-text hash of the
+            # prompt, and the near-duplicate cluster of prompts across sources the trace's
+            # prompt belongs to. exact_group is the completion hash within a prompt cluster.
+            ("completion_hash", STR),
             ("prompt_exact_group", STR),
             ("prompt_cluster", STR),
         ),

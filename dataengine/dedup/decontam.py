@@ -81,6 +81,7 @@ class BenchmarkIndex:
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_items = 0
         self.n_stock = 0
+        self.short_lengths: set[int] = set()
 
     def add(self, name: str, items: list[tuple[str, str]]) -> None:
         b = len(self.names)
@@ -91,8 +92,14 @@ class BenchmarkIndex:
         for s in range(0, len(items), 2000):
             tb = tokenize([t for _, t in items[s : s + 2000]])
             doc, sh, _ = shingles_at(tb, self.ngram)
-            hashes.append(sh)
-            item.append(doc + s)
+            # An item shorter than n tokens is one shingle of all its L tokens, which equals the
+            # L-gram hash of the same tokens inside a prompt: find_hits looks those lengths up too.
+            # Items of one or two tokens are too generic to mean anything and are left out.
+            lengths = np.diff(tb.offsets)
+            self.short_lengths.update(int(x) for x in np.unique(lengths[(lengths < self.ngram) & (lengths >= 3)]))
+            ok = (lengths[doc] >= 3)
+            hashes.append(sh[ok])
+            item.append(doc[ok] + s)
         h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
         it = np.concatenate(item) if item else np.zeros(0, dtype=np.int64)
         # One entry per (n-gram, item).
@@ -132,23 +139,22 @@ def find_hits(
     `min_item_overlap` of the item's n-grams (a planted problem shares nearly all of them; a
     prompt that shares one phrase with a long problem shares a few percent)."""
     tb = tokenize(texts)
-    doc, sh, start = shingles_at(tb, index.ngram)
-    lo = np.searchsorted(index.hashes, sh, side="left")
-    hi = np.searchsorted(index.hashes, sh, side="right")
-    matched = np.flatnonzero(hi > lo)
-    found: dict[tuple[int, int, int], dict[int, int]] = {}  # (doc, bench, item) -> {hash: shingle}
-    for k in matched.tolist():
-        for e in range(lo[k], hi[k]):
-            key = (int(doc[k]), int(index.bench[e]), int(index.item[e]))
-            found.setdefault(key, {}).setdefault(int(sh[k]), k)
+    found: dict[tuple[int, int, int], dict[int, tuple[int, int]]] = {}  # (doc, bench, item) -> {hash: (start, length)}
+    for length in [index.ngram, *sorted(index.short_lengths)]:
+        doc, sh, start = shingles_at(tb, length)
+        lo = np.searchsorted(index.hashes, sh, side="left")
+        hi = np.searchsorted(index.hashes, sh, side="right")
+        for k in np.flatnonzero(hi > lo).tolist():
+            for e in range(lo[k], hi[k]):
+                key = (int(doc[k]), int(index.bench[e]), int(index.item[e]))
+                found.setdefault(key, {}).setdefault(int(sh[k]), (int(start[k]), length))
     hits = []
     for (d, b, i), grams in sorted(found.items()):
         if len(grams) < min_hits or len(grams) < min_item_overlap * index.item_ngrams[b][i]:
             continue
         shown = []
-        for k in sorted(grams.values())[:report]:
-            first = int(start[k])
-            last = min(first + index.ngram, int(tb.offsets[d + 1]))
+        for first, length in sorted(grams.values())[:report]:
+            last = min(first + length, int(tb.offsets[d + 1]))
             shown.append(" ".join(tb.token_text(t) for t in range(first, last)))
         hits.append(Hit(ids[d], index.names[b], index.item_ids[b][i], len(grams), int(index.item_ngrams[b][i]), shown))
     return hits

@@ -30,7 +30,8 @@ from dataengine.dedup.cluster import near_duplicates, pick_representatives
 from dataengine.dedup.config import DecontamConfig, DedupConfig
 from dataengine.dedup.minhash import shingle_sets
 from dataengine.dedup.normalize import tokenize
-from dataengine.dedup.sketch import SketchParams, Sketches, exact_sets_parquet, sketch_parquet, sketch_texts
+from dataengine.dedup.sketch import Sketches, SketchParams, exact_sets_parquet, sketch_parquet, sketch_texts
+from dataengine.records import content_hash
 from dataengine.store import Workspace
 
 OUT_ROWS = 200_000  # rows per output shard
@@ -42,8 +43,6 @@ def _params(c: DedupConfig) -> SketchParams:
 
 def _tie(ids: list[str], seed: int) -> np.ndarray:
     """A seeded pseudo-random tie-break per id (stable across runs for the same seed)."""
-    from dataengine.records import content_hash
-
     return np.fromiter((int(content_hash("tie", seed, i)[:15], 16) for i in ids), dtype=np.int64, count=len(ids))
 
 
@@ -177,7 +176,10 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         status = _trace_status(ws, sk.ids)
         tie = _tie(sk.ids, c.seed)
         pclusters = [prompt_cluster_of.get(p, p) for p in sk.groups]
-        ecodes = _codes(sk.exact)
+        # Exact duplicates are the same normalised completion for the same problem (prompt
+        # cluster), like near-duplicates: one completion under two unrelated prompts is two samples.
+        exact_group = [content_hash("exact", pc, h)[:32] for pc, h in zip(pclusters, sk.exact, strict=True)]
+        ecodes = _codes(exact_group)
         rep_exact = pick_representatives(con, ecodes, status, sk.n_chars, tie, c.preference)
         is_exact_rep = rep_exact == np.arange(n)
 
@@ -199,8 +201,9 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
             {
                 "trace_id": sk.ids,
                 "prompt_id": sk.groups,
-                "exact_group": sk.exact,
+                "exact_group": exact_group,
                 "near_dup_cluster": [sk.ids[r] for r in rep_near.tolist()],
+                "completion_hash": sk.exact,
                 "is_representative": is_rep.tolist(),
                 "contamination": [contam.get(t) for t in sk.ids],
                 "prompt_exact_group": [prompt_exact_of.get(p) for p in sk.groups],
