@@ -24,6 +24,8 @@ from dataengine.dedup.normalize import U64, TokenBatch, mix64
 
 EMPTY = np.uint32(0xFFFFFFFF)
 _GOLD = U64(0x9E3779B97F4A7C15)
+# Odd multipliers, one per position in a shingle (cycled past 16 positions).
+_MULT = (np.random.default_rng(0x5151).integers(1, 2**63, size=16, dtype=np.uint64) * U64(2) + U64(1)).astype(U64)
 
 
 def implied_threshold(bands: int, rows: int) -> float:
@@ -57,14 +59,23 @@ def shingles_at(tb: TokenBatch, n: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     valid = (rem >= n) | ((pos == 0) & (rem < n))
     idx = np.flatnonzero(valid)
     span = np.minimum(rem[idx], n)
+    full = span == n
     acc = np.zeros(len(idx), dtype=U64)
     with np.errstate(over="ignore"):
+        # Token hashes are already mixed: a sum with distinct odd multipliers per position keeps
+        # order ("a b" != "b a"), and one final mix spreads it. Full-length shingles (almost all)
+        # need no masking; documents shorter than n tokens are summed over their own tokens.
+        fi = idx[full]
+        accf = h[fi] * _MULT[0]
+        for k in range(1, n):
+            accf += h[fi + k] * _MULT[k % len(_MULT)] + U64(k)
+        acc[full] = accf
+        short = np.flatnonzero(~full)
         for k in range(n):
-            take = span > k
-            j = np.minimum(idx + k, m - 1)
-            # Position-dependent mixing: "a b" and "b a" are different shingles.
-            term = mix64(h[j] + U64(k + 1) * _GOLD)
-            acc += np.where(take, term, U64(0))
+            ok = short[span[short] > k]
+            if len(ok) == 0:
+                break
+            acc[ok] += h[idx[ok] + k] * _MULT[k % len(_MULT)] + U64(k)
         acc = mix64(acc)
     return doc[idx], acc, idx
 

@@ -208,11 +208,11 @@ def exact_hashes(tb: TokenBatch) -> list[str]:
         pos = (np.arange(len(tb.hashes), dtype=np.int64) - tb.offsets[tb.doc]).astype(U64)
         lengths = (tb.offsets[1:] - tb.offsets[:-1]).astype(U64)
         with np.errstate(over="ignore"):
-            for col, mult in enumerate((_SEQ_A, _SEQ_B)):
-                # Each token is mixed with its position in the document, then summed per document
-                # (wrapping): order matters through the position.
-                v = mix64(tb.hashes ^ mix64(pos * mult + U64(col + 1)))
+            # Each token mixed with its position, then two different wrapping sums per
+            # document: order matters through the position, and 128 bits keep collisions out.
+            v = mix64(tb.hashes + pos * _SEQ_A)
+            for col, w in enumerate((np.ones(1, dtype=U64), pos * _SEQ_B + U64(1))):
                 s = np.zeros(len(v) + 1, dtype=U64)
-                np.cumsum(v, out=s[1:])
-                out[:, col] = mix64((s[tb.offsets[1:]] - s[tb.offsets[:-1]]) ^ (lengths * mult))
+                np.cumsum(v * w, out=s[1:])
+                out[:, col] = mix64((s[tb.offsets[1:]] - s[tb.offsets[:-1]]) ^ (lengths * _SEQ_A))
     return [f"{x:016x}{y:016x}" for x, y in out.tolist()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from typing import Any
@@ -117,6 +118,13 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
     with run:
         con = duckdb.connect()
         counts: dict[str, Any] = {"implied_threshold": round(c.implied_threshold, 4), "threshold": c.threshold}
+        timings: dict[str, float] = {}
+        clock = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            now = time.perf_counter()
+            timings[name] = round(now - clock[0], 2)
+            clock[0] = now
 
         # 1. prompts ---------------------------------------------------------------------------
         psk, psources = _sketch_prompts(ws, c)
@@ -153,6 +161,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
                 "contamination": [prompt_contam.get(p) for p in psk.ids],
             },
         )
+        lap("prompts")
         prompt_cluster_of = dict(zip(psk.ids, p_cluster, strict=True))
         prompt_exact_of = dict(zip(psk.ids, psk.exact, strict=True))
         del psk
@@ -171,6 +180,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         del parts
         n = len(sk.ids)
         counts["in"] = n
+        lap("sketch_traces")
 
         # 3. exact groups ----------------------------------------------------------------------
         status = _trace_status(ws, sk.ids)
@@ -182,6 +192,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         ecodes = _codes(exact_group)
         rep_exact = pick_representatives(con, ecodes, status, sk.n_chars, tie, c.preference)
         is_exact_rep = rep_exact == np.arange(n)
+        lap("exact_groups")
 
         # 4. near-duplicates within a prompt cluster -------------------------------------------
         res = near_duplicates(
@@ -189,6 +200,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
             bands=c.bands, rows=c.rows, threshold=c.threshold, verify=c.verify, max_bucket=c.max_bucket,
             exact_sets=_trace_exact_sets(files, sk.ids, text_col, c.ngram),
         )
+        lap("near_duplicates")
         labels = res.labels[rep_exact]
         rep_near = pick_representatives(con, labels, status, sk.n_chars, tie, c.preference)
         is_rep = rep_near == np.arange(n)
@@ -220,6 +232,8 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
             verified_pairs=res.verified_pairs,
             empty_texts=int((sk.n_tokens == 0).sum()),
         )
+        lap("write")
+        counts["seconds"] = timings
         run.finish(counts)
     counts["run_id"] = run.run_id
     return counts
