@@ -12,7 +12,7 @@ from dataengine.cli import cli
 from dataengine.config import load_config_dict
 from dataengine.dedup.stage import run_decontaminate, run_dedup
 from dataengine.records import Prompt, Trace
-from tests.dedup_fixtures import mutate, real_traces
+from tests.dedup.dedup_fixtures import mutate, real_traces
 
 
 @pytest.fixture()

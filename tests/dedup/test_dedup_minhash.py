@@ -18,7 +18,7 @@ from dataengine.dedup.minhash import (
     signatures,
 )
 from dataengine.dedup.normalize import exact_hashes, normalize, tokenize
-from tests.dedup_fixtures import mutate, real_traces
+from tests.dedup.dedup_fixtures import mutate, real_traces
 
 
 def test_normalize_folds_case_width_punctuation_and_whitespace():
