@@ -86,7 +86,6 @@ class DecontamConfig:
         metadata={"help": "n-grams found in more benchmark items than this (all benchmarks together) are stock phrases, ignored (0: keep all)"},
     )
     report_ngrams: int = field(default=5, metadata={"help": "shared n-grams listed per hit"})
-    check_traces: bool = field(default=False, metadata={"help": "also check trace completions, not only prompts"})
 
     def validate(self) -> None:
         if self.ngram < 1 or self.min_hits < 1 or self.max_item_share < 0:

@@ -149,7 +149,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         counts["prompt_exact_duplicates"] = int((prep_exact != np.arange(pn)).sum())
         counts["prompt_clusters"] = int(len(np.unique(plabels)))
         counts["prompt_duplicates"] = int((prep != np.arange(pn)).sum())
-        prompt_contam = _current_contamination(ws, "dedup_prompts", "prompt_id")
+        contam = contamination_by_prompt(ws)
         _write_rows(
             ws, "dedup_prompts", run.run_id,
             {
@@ -158,7 +158,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
                 "exact_group": psk.exact,
                 "near_dup_cluster": p_cluster,
                 "is_representative": (prep == np.arange(pn)).tolist(),
-                "contamination": [prompt_contam.get(p) for p in psk.ids],
+                "contamination": [contam.get(p) for p in psk.ids],
             },
         )
         lap("prompts")
@@ -207,7 +207,6 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         con.close()
 
         # 5. write ------------------------------------------------------------------------------
-        contam = _current_contamination(ws, "dedup", "trace_id")
         _write_rows(
             ws, "dedup", run.run_id,
             {
@@ -217,7 +216,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
                 "near_dup_cluster": [sk.ids[r] for r in rep_near.tolist()],
                 "completion_hash": sk.exact,
                 "is_representative": is_rep.tolist(),
-                "contamination": [contam.get(t) for t in sk.ids],
+                "contamination": [contam.get(p) for p in sk.groups],
                 "prompt_exact_group": [prompt_exact_of.get(p) for p in sk.groups],
                 "prompt_cluster": pclusters,
             },
@@ -256,14 +255,23 @@ def _trace_status(ws: Workspace, ids: list[str]) -> np.ndarray:
     return np.fromiter((got.get(t, 0) for t in ids), dtype=np.int64, count=len(ids))
 
 
-def _current_contamination(ws: Workspace, table: str, key: str) -> dict[str, str]:
-    """The contamination JSON currently stored per key, so a dedup rerun keeps it."""
+def contamination_by_prompt(ws: Workspace, report: int = 5) -> dict[str, str]:
+    """Per prompt, the contamination JSON built from the newest decontaminate run per benchmark:
+    ``{"math500": {"items": [...], "ngrams": [...]}}``. dedup and decontaminate both use it, so
+    the order in which the two stages run does not matter."""
     con = ws.connect()
     try:
-        rows = con.sql(f"select {key}, contamination::varchar from {table} where contamination is not null").fetchall()  # noqa: S608 - fixed names
+        rows = con.sql(sqlfiles.load("dedup/latest_hits")).fetchall()
     finally:
         con.close()
-    return dict(rows)
+    per_prompt: dict[str, dict[str, Any]] = {}
+    for prompt_id, bench, item_id, ngrams in rows:
+        entry = per_prompt.setdefault(prompt_id, {}).setdefault(bench, {"items": [], "ngrams": []})
+        entry["items"].append(item_id)
+        for g in json.loads(ngrams or "[]"):
+            if g not in entry["ngrams"] and len(entry["ngrams"]) < report:
+                entry["ngrams"].append(g)
+    return {p: json.dumps(d, ensure_ascii=False, sort_keys=True) for p, d in per_prompt.items()}
 
 
 def _write_rows(ws: Workspace, table: str, run_id: str, cols: dict[str, list[Any]]) -> None:
@@ -319,21 +327,18 @@ def run_decontaminate(
              "ngrams": None, "ngram_n": c.ngram, "benchmark_path": specs[name].path}
             for name in specs
         ]
-        per_prompt: dict[str, dict[str, Any]] = {}
         for h in hits:
             rows.append({"run_id": run.run_id, "benchmark": h.benchmark, "prompt_id": h.prompt_id, "item_id": h.item_id,
                          "shared_ngrams": h.shared, "ngrams": json.dumps(h.ngrams, ensure_ascii=False),
                          "ngram_n": c.ngram, "benchmark_path": specs[h.benchmark].path})
-            entry = per_prompt.setdefault(h.prompt_id, {}).setdefault(h.benchmark, {"items": [], "ngrams": []})
-            entry["items"].append(h.item_id)
-            entry["ngrams"] += [g for g in h.ngrams if g not in entry["ngrams"]][: c.report_ngrams]
         ws.write_shard("contamination_hits", rows, name=f"{run.run_id}-hits")
-        _update_contamination(ws, run.run_id, per_prompt, list(specs))
+        _update_contamination(ws, run.run_id, contamination_by_prompt(ws, c.report_ngrams))
+        contaminated = {h.prompt_id for h in hits}
         by_bench = {name: len({h.prompt_id for h in hits if h.benchmark == name}) for name in specs}
         counts: dict[str, Any] = {
             "in": n_prompts,
-            "out": n_prompts - len(per_prompt),
-            "contaminated_prompts": len(per_prompt),
+            "out": n_prompts - len(contaminated),
+            "contaminated_prompts": len(contaminated),
             "hits": len(hits),
             "ngram": c.ngram,
             "prompts_hit_per_benchmark": by_bench,
@@ -345,17 +350,10 @@ def run_decontaminate(
     return counts
 
 
-def _update_contamination(ws: Workspace, run_id: str, per_prompt: dict[str, dict[str, Any]], checked: list[str]) -> None:
-    """Rewrite the contamination JSON of the current dedup rows: the benchmarks this run checked
-    are replaced by its findings, others kept (so runs over different benchmarks add up)."""
+def _update_contamination(ws: Workspace, run_id: str, contam: dict[str, str]) -> None:
+    """Rewrite the current `dedup_prompts` and `dedup` rows whose contamination JSON changed.
 
-    def merged(old: str | None, new: dict[str, Any] | None) -> str | None:
-        d = json.loads(old) if old else {}
-        for b in checked:
-            d.pop(b, None)
-        d.update(new or {})
-        return json.dumps(d, ensure_ascii=False, sort_keys=True) if d else None
-
+    The rows keep the run_id of the dedup run that grouped them; the hits carry their own run."""
     con = ws.connect()
     try:
         prompts = con.sql("select * exclude (written_at) replace (contamination::varchar as contamination) from dedup_prompts").to_arrow_table()
@@ -365,12 +363,12 @@ def _update_contamination(ws: Workspace, run_id: str, per_prompt: dict[str, dict
     for table, tbl in (("dedup_prompts", prompts), ("dedup", traces)):
         if tbl.num_rows == 0:
             continue
-        pids = tbl.column("prompt_id").to_pylist()
         old = tbl.column("contamination").to_pylist()
-        new = [merged(o, per_prompt.get(p)) for o, p in zip(old, pids, strict=True)]
-        if new == old:
+        new = [contam.get(p) for p in tbl.column("prompt_id").to_pylist()]
+        changed = np.flatnonzero([(json.loads(o) if o else None) != (json.loads(n) if n else None) for o, n in zip(old, new, strict=True)])
+        if len(changed) == 0:
             continue
-        tbl = tbl.set_column(tbl.schema.get_field_index("contamination"), "contamination", pa.array(new, pa.string()))
-        tbl = tbl.set_column(tbl.schema.get_field_index("run_id"), "run_id", pa.array([run_id] * tbl.num_rows, pa.string()))
+        tbl = tbl.take(changed)
+        tbl = tbl.set_column(tbl.schema.get_field_index("contamination"), "contamination", pa.array([new[i] for i in changed], pa.string()))
         for s in range(0, tbl.num_rows, OUT_ROWS):
             ws.write_shard(table, tbl.slice(s, OUT_ROWS), name=f"{run_id}-{table}-{s // OUT_ROWS:05d}")

@@ -129,6 +129,25 @@ def test_decontaminate_marks_planted_benchmark_problems_and_dedup_keeps_them(ws,
     assert json.loads(again) == json.loads(contam)
 
 
+def test_decontaminate_before_dedup_is_kept_by_dedup(ws, planted, shared_data):
+    aime = shared_data / "benchmarks" / "aime24_nemo_skills.jsonl"
+    problem = json.loads(open(aime, encoding="utf-8").readline())
+    p = Prompt(problem["problem"], source="pool")
+    t = Trace(p.prompt_id, "<think>hmm</think>204", model="m")
+    ws.write_shard("prompts", [p.to_row()])
+    ws.write_shard("traces", [t.to_row()])
+    run_decontaminate(ws, load_config_dict({"decontaminate": {"benchmarks": {"aime24": {"path": str(aime)}}}}))
+    run_dedup(ws, load_config_dict({"dedup": {"workers": 1}}))
+    contam = json.loads(ws.query("select contamination from dedup where trace_id = $t", {"t": t.trace_id}).fetchone()[0])
+    assert contam["aime24"]["items"] == [problem["id"]] and contam["aime24"]["ngrams"]
+    prompt_contam = ws.query("select contamination from dedup_prompts where prompt_id = $p", {"p": p.prompt_id}).fetchone()[0]
+    assert json.loads(prompt_contam) == contam
+    # a clean rerun against the same benchmark supersedes the hit
+    other = shared_data / "benchmarks" / "gsm8k_test.jsonl"
+    run_decontaminate(ws, load_config_dict({}), benchmarks={"aime24": str(other)})
+    assert ws.query("select contamination from dedup where trace_id = $t", {"t": t.trace_id}).fetchone()[0] is None
+
+
 def test_cli_dedup_and_decontaminate(tmp_path, shared_data):
     runner = CliRunner()
     wsdir = str(tmp_path / "ws")
