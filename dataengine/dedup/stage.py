@@ -88,15 +88,22 @@ def _prompt_exact_sets(ws: Workspace, ids: list[str], ngram: int):  # type: igno
     return read
 
 
-def _trace_exact_sets(files: list[str], ids: list[str], text_col: str, ngram: int):  # type: ignore[no-untyped-def]
+def _trace_exact_sets(files: list[str], file_of: np.ndarray, ids: list[str], text_col: str, ngram: int, workers: int):  # type: ignore[no-untyped-def]
+    """Reader of exact shingle sets for candidate traces: only the shards that hold one, in parallel."""
+
     def read(idx: np.ndarray) -> dict[int, np.ndarray]:
         pos = {ids[i]: i for i in idx.tolist()}
-        wanted = set(pos)
-        out: dict[int, np.ndarray] = {}
-        for f in files:
-            for tid, s in exact_sets_parquet(f, "trace_id", text_col, wanted, ngram).items():
-                out[pos[tid]] = s
-        return out
+        by_file: dict[int, set[str]] = {}
+        for i in idx.tolist():
+            by_file.setdefault(int(file_of[i]), set()).add(ids[i])
+        jobs = sorted(by_file)
+        args = ([files[f] for f in jobs], ["trace_id"] * len(jobs), [text_col] * len(jobs), [by_file[f] for f in jobs], [ngram] * len(jobs))
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                found = list(pool.map(exact_sets_parquet, *args))
+        else:
+            found = [exact_sets_parquet(*a) for a in zip(*args, strict=True)]
+        return {pos[tid]: s for part in found for tid, s in part.items()}
 
     return read
 
@@ -176,6 +183,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
                                       [text_col] * len(files), [params] * len(files)))
         else:
             parts = [sketch_parquet(f, "trace_id", "prompt_id", text_col, params) for f in files]
+        file_of = np.repeat(np.arange(len(parts)), [len(p.ids) for p in parts])
         sk = Sketches.concat(parts, c.num_perm)
         del parts
         n = len(sk.ids)
@@ -198,7 +206,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         res = near_duplicates(
             con, sk.sig, _codes(pclusters), is_exact_rep,
             bands=c.bands, rows=c.rows, threshold=c.threshold, verify=c.verify, max_bucket=c.max_bucket,
-            exact_sets=_trace_exact_sets(files, sk.ids, text_col, c.ngram),
+            exact_sets=_trace_exact_sets(files, file_of, sk.ids, text_col, c.ngram, _workers(c)),
         )
         lap("near_duplicates")
         labels = res.labels[rep_exact]
