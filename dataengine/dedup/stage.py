@@ -15,6 +15,7 @@ dedup, in order:
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +37,9 @@ from dataengine.records import content_hash
 from dataengine.store import Workspace
 
 OUT_ROWS = 200_000  # rows per output shard
+# spawn, not fork: the parent holds DuckDB and Arrow thread pools, and a forked child that
+# touches a lock one of those threads held would hang.
+_SPAWN = mp.get_context("spawn")
 
 
 def _params(c: DedupConfig) -> SketchParams:
@@ -99,7 +103,7 @@ def _trace_exact_sets(files: list[str], file_of: np.ndarray, ids: list[str], tex
         jobs = sorted(by_file)
         args = ([files[f] for f in jobs], ["trace_id"] * len(jobs), [text_col] * len(jobs), [by_file[f] for f in jobs], [ngram] * len(jobs))
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_SPAWN) as pool:
                 found = list(pool.map(exact_sets_parquet, *args))
         else:
             found = [exact_sets_parquet(*a) for a in zip(*args, strict=True)]
@@ -178,7 +182,7 @@ def run_dedup(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str,
         text_col = c.text
         params = _params(c)
         if _workers(c) > 1 and len(files) > 1:
-            with ProcessPoolExecutor(max_workers=min(_workers(c), len(files))) as pool:
+            with ProcessPoolExecutor(max_workers=min(_workers(c), len(files)), mp_context=_SPAWN) as pool:
                 parts = list(pool.map(sketch_parquet, files, ["trace_id"] * len(files), ["prompt_id"] * len(files),
                                       [text_col] * len(files), [params] * len(files)))
         else:
