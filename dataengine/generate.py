@@ -23,6 +23,7 @@ it; counts reconcile: ``in = out + quarantined``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -33,10 +34,17 @@ from typing import Any
 
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides, section
-from dataengine.engines import ENGINES, GenerationRequest, GenerationResult, SamplingParams, get_engine
+from dataengine.engines import (
+    ENGINES,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+    get_engine,
+)
 from dataengine.engines.simulated import DEFAULT_DEFECT_RATES, DEFECTS
 from dataengine.prompting import PromptRenderer
-from dataengine.records import THINK_FORMATS, content_hash, split_completion, trace_id_for
+from dataengine.records import THINK_FORMATS, content_hash, split_completion
 from dataengine.store import Run, Workspace
 
 # --------------------------------------------------------------------------------------------
@@ -219,6 +227,7 @@ class _Work:
     prompt: dict[str, Any]
     sample_indices: list[int]
     rendered: str
+    trace_ids: list[str]
 
 
 @dataclass
@@ -235,6 +244,9 @@ class GenerateReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    # Time spent waiting for the engine; the rest of `seconds` is this stage's own overhead
+    # (rendering, id checks, splitting, writing), which must never be what holds a GPU back.
+    engine_wait_s: float = 0.0
     finish_reasons: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> dict[str, Any]:
@@ -246,6 +258,7 @@ class GenerateReport:
             "rank": self.rank, "world_size": self.world_size,
             "samples_per_s": round(self.traces_written / secs, 2),
             "completion_tokens_per_s": round(self.completion_tokens / secs, 1),
+            "engine_wait_s": round(self.engine_wait_s, 3), "pipeline_s": round(max(0.0, self.seconds - self.engine_wait_s), 3),
             **{f"finish:{k}": v for k, v in self.finish_reasons.items()},
         }
 
@@ -255,6 +268,20 @@ def load_prompts(ws: Workspace, gc: GenerateConfig) -> list[dict[str, Any]]:
     rows = ws.query(sql, {"sources": gc.sources, "domains": gc.domains, "limit": gc.limit}).fetchall()
     cols = ("prompt_id", "prompt", "domain", "language", "reference_answer", "metadata")
     return [dict(zip(cols, r)) for r in rows]
+
+
+def _trace_ids(prompt_id: str, n: int, model: str, sampling_run: str) -> dict[int, str]:
+    """`trace_id_for(prompt_id, i, model, sampling_run)` for i < n, hashing the shared prefix once
+    (planning a million prompts hashes n ids each)."""
+    base = hashlib.blake2b(digest_size=16)
+    base.update(f"trace\x1f{prompt_id}\x1f".encode("utf-8", "surrogatepass"))
+    tail = f"\x1f{model}\x1f{sampling_run}\x1f".encode("utf-8", "surrogatepass")
+    out = {}
+    for i in range(n):
+        h = base.copy()
+        h.update(str(i).encode() + tail)
+        out[i] = h.hexdigest()
+    return out
 
 
 def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple[list[_Work], GenerateReport]:
@@ -269,7 +296,8 @@ def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple
         if owner_of(p["prompt_id"], world_size) != rank:
             continue
         report.prompts += 1
-        missing = [i for i in range(gc.n) if trace_id_for(p["prompt_id"], i, model, gc.sampling_run) not in stored]
+        ids = _trace_ids(p["prompt_id"], gc.n, model, gc.sampling_run)
+        missing = [i for i, tid in ids.items() if tid not in stored]
         report.already_stored += gc.n - len(missing)
         if not missing:
             continue
@@ -287,7 +315,7 @@ def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple
             metadata={"prompt_id": p["prompt_id"], "sample_indices": missing, "reference_answer": p["reference_answer"],
                       "prompt_metadata": p["metadata"], "domain": p["domain"]},
         )
-        work.append(_Work(req, p, missing, messages[-1]["content"]))
+        work.append(_Work(req, p, missing, messages[-1]["content"], [ids[i] for i in missing]))
     return work, report
 
 
@@ -320,13 +348,13 @@ class _Writer:
             return 0
         tokens = 0
         rendered = res.rendered_prompt or w.rendered
-        for idx, c in zip(w.sample_indices, res.completions):
+        for idx, tid, c in zip(w.sample_indices, w.trace_ids, res.completions):
             s = split_completion(c.text, gc.think_format)
             meta = {"template": gc.template, **c.metadata}
             if res.attempts > 1:
                 meta["attempts"] = res.attempts
             self.traces.append({
-                "trace_id": trace_id_for(p["prompt_id"], idx, model, gc.sampling_run),
+                "trace_id": tid,
                 "prompt_id": p["prompt_id"], "sample_idx": idx, "model": model, "sampling_run": gc.sampling_run,
                 "engine": self.engine_name, "source": f"generate:{gc.sampling_run}", "domain": p["domain"],
                 "language": p["language"], "sampling_params": self.sampling_json, "rendered_prompt": rendered,
@@ -354,30 +382,45 @@ class _Writer:
         self.traces, self.quarantine, self.pending = [], [], 0
 
 
-def run_generate(ws: Workspace, cfg: PipelineConfig, progress: ProgressFn | None = None, **overrides: Any) -> dict[str, Any]:
+def run_generate(
+    ws: Workspace,
+    cfg: PipelineConfig,
+    progress: ProgressFn | None = None,
+    engine_obj: Engine | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Sample the missing (prompt, sample) pairs of this worker's prompts; returns the run's counts.
 
     `overrides` are `generate` config fields (the CLI's flags): `engine="simulated", n=4`, ….
-    `progress(done, total, tokens)` is called after every result.
+    `progress(done, total, tokens)` is called after every result. `engine_obj` is an engine the
+    caller already built (a flow that keeps one vLLM model loaded across runs); the stage then
+    neither builds nor closes one, and records `engine_obj.name` / `.model`.
     """
     gc: GenerateConfig = apply_overrides(cfg.section("generate"), overrides)
     gc.validate()
     rank, world_size = resolve_rank(gc.rank, gc.world_size)
+    t0 = time.perf_counter()  # planning (reading ids, rendering templates) is overhead too
     work, report = plan(ws, gc, rank, world_size)
     config = {"generate": asdict(gc), "rank": rank, "world_size": world_size}
     run = ws.start_run("generate", config)
     report.run_id = run.run_id
-    t0 = time.perf_counter()
     if not work:
+        report.seconds = time.perf_counter() - t0
         run.finish(report.counts())
         return report.counts() | {"run_id": run.run_id}
-    engine = get_engine(gc.engine, **gc.engine_kwargs())
-    writer = _Writer(ws, gc, run, report, gc.engine)
+    engine = engine_obj if engine_obj is not None else get_engine(gc.engine, **gc.engine_kwargs())
+    writer = _Writer(ws, gc, run, report, engine.name)
     by_id = {w.request.request_id: w for w in work}
     done = tokens = 0
     last_flush = time.monotonic()
+    results = _results(engine, work, gc)
     try:
-        for res in _results(engine, work, gc):
+        while True:
+            t_wait = time.perf_counter()
+            res = next(results, None)
+            report.engine_wait_s += time.perf_counter() - t_wait
+            if res is None:
+                break
             w = by_id.pop(res.request_id)
             tokens += writer.add(w, res)
             done += len(w.sample_indices)
@@ -393,7 +436,8 @@ def run_generate(ws: Workspace, cfg: PipelineConfig, progress: ProgressFn | None
         run.finish(report.counts(), status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
         raise
     finally:
-        engine.close()
+        if engine_obj is None:
+            engine.close()
     # Every request came back exactly once: an engine that dropped one is a bug, not data.
     assert not by_id, f"engine returned no result for {len(by_id)} requests"
     report.seconds = time.perf_counter() - t0
