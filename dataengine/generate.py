@@ -44,7 +44,7 @@ from dataengine.engines import (
 )
 from dataengine.engines.simulated import DEFAULT_DEFECT_RATES, DEFECTS
 from dataengine.prompting import PromptRenderer
-from dataengine.records import THINK_FORMATS, content_hash, split_completion
+from dataengine.records import THINK_FORMATS, content_hash, dumps_metadata, split_completion
 from dataengine.store import Run, Workspace
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ class _Writer:
                 "think_format": s.think_format, "finish_reason": c.finish_reason,
                 "prompt_tokens": res.prompt_tokens, "completion_tokens": c.completion_tokens,
                 "latency_s": res.latency_s, "run_id": self.run.run_id,
-                "metadata": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str),
+                "metadata": dumps_metadata(meta),
             })
             self.report.finish_reasons[c.finish_reason or "none"] += 1
             tokens += c.completion_tokens or 0
