@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides, section
 from dataengine.engines import (
@@ -45,6 +47,7 @@ from dataengine.engines import (
 from dataengine.engines.simulated import DEFAULT_DEFECT_RATES, DEFECTS
 from dataengine.prompting import PromptRenderer
 from dataengine.records import THINK_FORMATS, content_hash, dumps_metadata, split_completion
+from dataengine.schema import TABLES
 from dataengine.store import Run, Workspace
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +322,15 @@ def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple
     return work, report
 
 
+_TRACE_COLUMNS = (
+    "trace_id", "prompt_id", "sample_idx", "model", "sampling_run", "engine", "source", "domain", "language",
+    "sampling_params", "rendered_prompt", "completion", "reasoning", "answer", "think_closed", "think_format",
+    "finish_reason", "prompt_tokens", "completion_tokens", "latency_s", "run_id", "metadata",
+)
+# The `traces` schema's own types (fails at import if a column above is not in the schema).
+_TRACE_SCHEMA = pa.schema([TABLES["traces"].schema.field(c) for c in _TRACE_COLUMNS])
+
+
 class _Writer:
     """Buffers finished results and writes them as one traces shard (+ quarantine rows)."""
 
@@ -326,7 +338,8 @@ class _Writer:
         self.ws, self.gc, self.run, self.report = ws, gc, run, report
         self.engine_name = engine_name
         self.sampling_json = json.dumps(gc.sampling_params().as_dict(), sort_keys=True)
-        self.traces: list[dict[str, Any]] = []
+        # Column-wise: a batch becomes an Arrow table without a dict per row.
+        self.traces: list[list[Any]] = [[] for _ in _TRACE_COLUMNS]
         self.quarantine: list[dict[str, Any]] = []
         self.pending = 0
         self.seq = 0
@@ -353,17 +366,14 @@ class _Writer:
             meta = {"template": gc.template, **c.metadata}
             if res.attempts > 1:
                 meta["attempts"] = res.attempts
-            self.traces.append({
-                "trace_id": tid,
-                "prompt_id": p["prompt_id"], "sample_idx": idx, "model": model, "sampling_run": gc.sampling_run,
-                "engine": self.engine_name, "source": f"generate:{gc.sampling_run}", "domain": p["domain"],
-                "language": p["language"], "sampling_params": self.sampling_json, "rendered_prompt": rendered,
-                "completion": c.text, "reasoning": s.reasoning, "answer": s.answer, "think_closed": s.think_closed,
-                "think_format": s.think_format, "finish_reason": c.finish_reason,
-                "prompt_tokens": res.prompt_tokens, "completion_tokens": c.completion_tokens,
-                "latency_s": res.latency_s, "run_id": self.run.run_id,
-                "metadata": dumps_metadata(meta),
-            })
+            row = (
+                tid, p["prompt_id"], idx, model, gc.sampling_run, self.engine_name, f"generate:{gc.sampling_run}",
+                p["domain"], p["language"], self.sampling_json, rendered, c.text, s.reasoning, s.answer,
+                s.think_closed, s.think_format, c.finish_reason, res.prompt_tokens, c.completion_tokens,
+                res.latency_s, self.run.run_id, dumps_metadata(meta),
+            )
+            for col, value in zip(self.traces, row):
+                col.append(value)
             self.report.finish_reasons[c.finish_reason or "none"] += 1
             tokens += c.completion_tokens or 0
         self.report.prompt_tokens += res.prompt_tokens or 0  # prefilled once per request, whatever n
@@ -372,14 +382,16 @@ class _Writer:
 
     def flush(self) -> None:
         name = f"{self.run.run_id}-{self.seq:06d}"
-        if self.traces:
-            self.ws.write_shard("traces", self.traces, name=name)
-            self.report.traces_written += len(self.traces)
+        rows = len(self.traces[0])
+        if rows:
+            self.ws.write_shard("traces", pa.Table.from_arrays(
+                [pa.array(col, type=f.type) for col, f in zip(self.traces, _TRACE_SCHEMA)], schema=_TRACE_SCHEMA), name=name)
+            self.report.traces_written += rows
             self.report.shards += 1
         if self.quarantine:
             self.ws.write_shard("quarantine", self.quarantine, name=name)
         self.seq += 1
-        self.traces, self.quarantine, self.pending = [], [], 0
+        self.traces, self.quarantine, self.pending = [[] for _ in _TRACE_COLUMNS], [], 0
 
 
 def run_generate(
