@@ -42,8 +42,10 @@ def pipeline(tmp: Path, prompts: int) -> list[tuple[str, str, str]]:
         cfg = load_config_dict({{"generate": {{"n": 4, "batch_size": 1024}}}})
         run_demo_prompts(ws, cfg, {prompts})
         T0 = time.perf_counter()
+        C0 = time.process_time()
         c = run_generate(ws, cfg)
         RESULT["seconds"] = time.perf_counter() - T0
+        RESULT["cpu_s"] = time.process_time() - C0
         RESULT.update(traces=c["out"], engine_wait_s=c["engine_wait_s"], pipeline_s=c["pipeline_s"])
         RESULT["stored"] = ws.query("select count(*) from traces").fetchone()[0]
     """)
@@ -57,8 +59,10 @@ def pipeline(tmp: Path, prompts: int) -> list[tuple[str, str, str]]:
                                   metadata={{"prompt_metadata": p.metadata}})
                 for p in demo_prompts({prompts}, 0, None, 0.02, load_benchmark(None))]
         T0 = time.perf_counter()
+        C0 = time.process_time()
         out = SimulatedEngine().generate(reqs)
         RESULT["seconds"] = time.perf_counter() - T0
+        RESULT["cpu_s"] = time.process_time() - C0
         RESULT["samples"] = sum(len(x.completions) for x in out)
     """)
     r = stage.result
@@ -66,8 +70,12 @@ def pipeline(tmp: Path, prompts: int) -> list[tuple[str, str, str]]:
     e2e = r["traces"] / stage.seconds
     overhead = r["traces"] / max(r["pipeline_s"], 1e-9)
     eng = engine.result["samples"] / engine.seconds
+    # CPU-seconds are what the stage would cost on an idle machine; wall time on a shared 2-core
+    # box includes waiting for a core. Overhead CPU = stage CPU - the engine's CPU on the same work.
+    cpu_overhead = r["traces"] / max(r["cpu_s"] - engine.result["cpu_s"], 1e-9)
     return [
-        ("stage overhead traces/s (excl. engine)", f"{overhead:,.0f}", f"{overhead / 5000:.2f}x the 5,000/s goal"),
+        ("stage overhead traces/s (wall, excl. engine wait)", f"{overhead:,.0f}", f"{overhead / 5000:.2f}x the 5,000/s goal"),
+        ("stage overhead traces/CPU-second (excl. engine CPU)", f"{cpu_overhead:,.0f}", f"{cpu_overhead / 5000:.2f}x the 5,000/s goal"),
         ("stage end-to-end traces/s (simulated)", f"{e2e:,.0f}", f"{e2e / eng:.2f}x engine alone"),
         ("simulated engine alone samples/s", f"{eng:,.0f}", "1.00x (baseline)"),
         ("stage seconds: engine / own", f"{r['engine_wait_s']:.2f} / {r['pipeline_s']:.2f}", f"{prompts:,} prompts x n=4"),
