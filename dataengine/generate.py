@@ -225,6 +225,18 @@ ProgressFn = Callable[[int, int, int], None]  # (samples done, samples to do, to
 
 
 @dataclass
+class _Pending:
+    prompt: dict[str, Any]
+    missing: list[int]
+    trace_ids: list[str]
+
+
+# Requests rendered and handed to the engine at a time (bounds memory for huge prompt sets;
+# streaming engines keep their concurrency within a chunk).
+PLAN_CHUNK = 20_000
+
+
+@dataclass
 class _Work:
     request: GenerationRequest
     prompt: dict[str, Any]
@@ -250,6 +262,7 @@ class GenerateReport:
     # Time spent waiting for the engine; the rest of `seconds` is this stage's own overhead
     # (rendering, id checks, splitting, writing), which must never be what holds a GPU back.
     engine_wait_s: float = 0.0
+    render_s: float = 0.0
     finish_reasons: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> dict[str, Any]:
@@ -287,14 +300,13 @@ def _trace_ids(prompt_id: str, n: int, model: str, sampling_run: str) -> dict[in
     return out
 
 
-def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple[list[_Work], GenerateReport]:
-    """The requests for every missing (prompt, sample) pair of this rank's prompts."""
-    renderer = PromptRenderer(gc.template, gc.system_prompt, gc.exemplars, gc.template_seed, gc.template_vars)
+def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple[list[_Pending], GenerateReport]:
+    """Every missing (prompt, sample) pair of this rank's prompts; rendering waits until its chunk
+    is sent (`_build`), so a million cold-start prompts are never all in memory at once."""
     stored = ws.existing_ids("traces", "trace_id")
     model = gc.recorded_model
-    base = gc.sampling_params()
     report = GenerateReport("", rank, world_size)
-    work: list[_Work] = []
+    pending: list[_Pending] = []
     for p in load_prompts(ws, gc):
         if owner_of(p["prompt_id"], world_size) != rank:
             continue
@@ -305,21 +317,28 @@ def plan(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int) -> tuple
         if not missing:
             continue
         report.pairs_in += len(missing)
+        pending.append(_Pending(p, missing, [ids[i] for i in missing]))
+    return pending, report
+
+
+def _build(item: _Pending, renderer: PromptRenderer, base: SamplingParams) -> _Work:
+    """The engine request for one prompt's missing samples."""
+    p = item.prompt
+    if isinstance(p["metadata"], str) or p["metadata"] is None:
         p["metadata"] = json.loads(p["metadata"]) if p["metadata"] else {}
-        messages = renderer.messages(p)
-        seed = None
-        if base.seed is not None:
-            # Per request, so samples differ across prompts but a rerun asks for the same thing.
-            seed = int(content_hash(base.seed, p["prompt_id"], missing)[:8], 16) & 0x7FFFFFFF
-        params = SamplingParams(n=len(missing), temperature=base.temperature, top_p=base.top_p,
-                                max_tokens=base.max_tokens, stop=base.stop, seed=seed)
-        req = GenerationRequest(
-            p["prompt_id"], messages=messages, params=params,
-            metadata={"prompt_id": p["prompt_id"], "sample_indices": missing, "reference_answer": p["reference_answer"],
-                      "prompt_metadata": p["metadata"], "domain": p["domain"]},
-        )
-        work.append(_Work(req, p, missing, messages[-1]["content"], [ids[i] for i in missing]))
-    return work, report
+    messages = renderer.messages(p)
+    seed = None
+    if base.seed is not None:
+        # Per request, so samples differ across prompts but a rerun asks for the same thing.
+        seed = int(content_hash(base.seed, p["prompt_id"], item.missing)[:8], 16) & 0x7FFFFFFF
+    params = SamplingParams(n=len(item.missing), temperature=base.temperature, top_p=base.top_p,
+                            max_tokens=base.max_tokens, stop=base.stop, seed=seed)
+    req = GenerationRequest(
+        p["prompt_id"], messages=messages, params=params,
+        metadata={"prompt_id": p["prompt_id"], "sample_indices": item.missing, "reference_answer": p["reference_answer"],
+                  "prompt_metadata": p["metadata"], "domain": p["domain"]},
+    )
+    return _Work(req, p, item.missing, messages[-1]["content"], item.trace_ids)
 
 
 _TRACE_COLUMNS = (
@@ -412,28 +431,30 @@ def run_generate(
     gc.validate()
     rank, world_size = resolve_rank(gc.rank, gc.world_size)
     t0 = time.perf_counter()  # planning (reading ids, rendering templates) is overhead too
-    work, report = plan(ws, gc, rank, world_size)
+    pending, report = plan(ws, gc, rank, world_size)
+    renderer = PromptRenderer(gc.template, gc.system_prompt, gc.exemplars, gc.template_seed, gc.template_vars)
+    if pending:
+        _build(pending[0], renderer, gc.sampling_params())  # a template error stops the run before it starts
     config = {"generate": asdict(gc), "rank": rank, "world_size": world_size}
     run = ws.start_run("generate", config)
     report.run_id = run.run_id
-    if not work:
+    if not pending:
         report.seconds = time.perf_counter() - t0
         run.finish(report.counts())
         return report.counts() | {"run_id": run.run_id}
     engine = engine_obj if engine_obj is not None else get_engine(gc.engine, **gc.engine_kwargs())
     writer = _Writer(ws, gc, run, report, engine.name)
-    by_id = {w.request.request_id: w for w in work}
     done = tokens = 0
     last_flush = time.monotonic()
-    results = _results(engine, work, gc)
+    results = _results(engine, pending, gc, renderer, report)
     try:
         while True:
             t_wait = time.perf_counter()
-            res = next(results, None)
+            item = next(results, None)
             report.engine_wait_s += time.perf_counter() - t_wait
-            if res is None:
+            if item is None:
                 break
-            w = by_id.pop(res.request_id)
+            w, res = item
             tokens += writer.add(w, res)
             done += len(w.sample_indices)
             if writer.pending >= gc.batch_size or time.monotonic() - last_flush >= gc.flush_seconds:
@@ -450,16 +471,27 @@ def run_generate(
     finally:
         if engine_obj is None:
             engine.close()
-    # Every request came back exactly once: an engine that dropped one is a bug, not data.
-    assert not by_id, f"engine returned no result for {len(by_id)} requests"
+    report.engine_wait_s -= report.render_s  # rendering ran inside the wait; it is our overhead
     report.seconds = time.perf_counter() - t0
     assert report.pairs_in == report.traces_written + report.quarantined, report
     run.finish(report.counts())
     return report.counts() | {"run_id": run.run_id, "seconds": round(report.seconds, 3)}
 
 
-def _results(engine: Any, work: list[_Work], gc: GenerateConfig) -> Iterator[GenerationResult]:
-    yield from engine.iter_generate([w.request for w in work], chunk_size=gc.batch_size)
+def _results(engine: Engine, pending: list[_Pending], gc: GenerateConfig, renderer: PromptRenderer,
+             report: GenerateReport) -> Iterator[tuple[_Work, GenerationResult]]:
+    """(work, result) pairs as the engine finishes them, one rendered chunk at a time."""
+    base = gc.sampling_params()
+    for start in range(0, len(pending), PLAN_CHUNK):
+        t0 = time.perf_counter()
+        works = [_build(item, renderer, base) for item in pending[start : start + PLAN_CHUNK]]
+        report.render_s += time.perf_counter() - t0
+        by_id = {w.request.request_id: w for w in works}
+        for res in engine.iter_generate([w.request for w in works], chunk_size=gc.batch_size):
+            yield by_id.pop(res.request_id), res
+        # Every request comes back exactly once: an engine that dropped one is a bug, not data.
+        if by_id:
+            raise RuntimeError(f"engine {engine.name} returned no result for {len(by_id)} requests")
 
 
 # --------------------------------------------------------------------------------------------

@@ -162,3 +162,39 @@ def test_bad_generate_config_names_the_field(tmp_path):
     bad.write_text("generate:\n  simulated:\n    defect_rates: {typo: 0.1}\n")
     with pytest.raises(ConfigError, match="typo"):
         load_config(bad)
+
+
+def test_transformers_engine_through_the_stage_records_the_chat_template_prompt(ws, tmp_path):
+    from dataengine.tinymodel import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny", "llama3")
+    cfg = load_config_dict({"generate": {"engine": "transformers", "model": str(model), "model_name": "tiny-llama",
+                                         "n": 2, "max_tokens": 8, "transformers": {"device": "cpu", "batch_size": 4}},
+                            "demo_prompts": {"contaminated_rate": 0.0}})
+    run_demo_prompts(ws, cfg, 6)
+    c = run_generate(ws, cfg)
+    assert (c["in"], c["out"], c["quarantined"]) == (12, 12, 0)
+    rows = ws.query("select engine, model, rendered_prompt, completion_tokens, finish_reason from traces").fetchall()
+    assert {r[0] for r in rows} == {"transformers"} and {r[1] for r in rows} == {"tiny-llama"}
+    assert all(r[2].startswith("<|begin_of_text|><|start_header_id|>user") for r in rows)  # Llama-3 template
+    assert all(1 <= r[3] <= 8 and r[4] in ("stop", "length") for r in rows)
+
+
+def test_cli_flags_override_config_and_a_template_error_stops_before_any_write(tmp_path):
+    from click.testing import CliRunner
+
+    from dataengine.cli import cli
+
+    ws = str(tmp_path / "ws")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--workspace", ws, "demo-prompts", "12"]).exit_code == 0
+    r = runner.invoke(cli, ["--workspace", ws, "generate", "--engine", "simulated", "--n", "2", "--batch-size", "5"])
+    assert r.exit_code == 0, r.output
+    assert "in=24 pairs = written 24 + quarantined 0" in r.output
+    bad = tmp_path / "t.jinja"
+    bad.write_text("{{ prompt }} in {{ style }}")
+    r = runner.invoke(cli, ["--workspace", ws, "generate", "--n", "3", "--template", str(bad)])
+    assert r.exit_code == 1 and "style" in r.output and "Traceback" not in r.output
+    from dataengine.store import Workspace
+
+    assert Workspace.open(ws).query("select count(*) from traces").fetchone()[0] == 24
