@@ -168,7 +168,15 @@ class OpenAIEngine(Engine):
             # queue.put may block when the consumer is slow: keep it off the event loop.
             await loop.run_in_executor(None, put, item)
 
-        await self._produce_async(requests, put_async, stop)
+        work = asyncio.create_task(self._produce_async(requests, put_async, stop))
+        # The consumer stopped early (an exception, Ctrl-C): cancel what is in flight rather than
+        # wait minutes for long generations nobody will read.
+        while not work.done():
+            await asyncio.wait({work}, timeout=0.1)
+            if stop.is_set() and not work.done():
+                work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
 
     async def _produce_async(
         self,
