@@ -47,7 +47,7 @@ _TRIVIAL = re.compile(
 
 def is_trivial_query(text: str) -> bool:
     """True for greetings and small talk (R1: trivial queries get no chain of thought)."""
-    return bool(_TRIVIAL.match(text)) or len(text.split()) <= 1 and len(text) < 12
+    return bool(_TRIVIAL.match(text)) or not text.strip()
 
 
 def template_names() -> list[str]:
