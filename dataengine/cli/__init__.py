@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "dataengine.cli.core",
     "dataengine.cli.ingest",
     "dataengine.cli.generate",
+    "dataengine.cli.dedup",
 ]
 
 for _mod in COMMAND_MODULES:
