@@ -139,7 +139,7 @@ def run_mix(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, A
     mcfg: MixConfig = apply_overrides(cfg.section("mix"), overrides)
     mcfg.validate()
     mix_id = mcfg.mix_id or default_mix_id(mcfg)
-    run = ws.start_run("mix", {"mix_id": mix_id, **asdict(mcfg)})
+    run = ws.start_run("mix", {**asdict(mcfg), "mix_id": mix_id})
     t0 = time.perf_counter()
     con = ws.connect()
     try:
