@@ -153,8 +153,11 @@ def latest_mix_id(ws: Workspace) -> str:
     return row[0]
 
 
-def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, **overrides: Any) -> dict[str, Any]:
+def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token: str | None = None,
+               **overrides: Any) -> dict[str, Any]:
     """Export the mix `export.mix_id` (default: the latest) to `out_dir`; returns counts and paths.
+
+    Pushes to the hub only when `export.repo_id` is set and a token is given (`token`, else $HF_TOKEN).
 
     >>> run_export(ws, load_config("pipeline.yaml"), "out/r1-mix", test_fraction=0.01)   # doctest: +SKIP
     """
@@ -219,7 +222,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, **overri
         shutil.rmtree(out / ".duckdb_tmp", ignore_errors=True)
 
     files: dict[str, list[str]] = {}
-    for (split, fmt), w in sorted(writers.items()):
+    for (_split, fmt), w in sorted(writers.items()):
         files.setdefault(fmt, []).extend(str(p.relative_to(out)) for p in w.finish())
     for sink, writer in arrow_sinks.values():
         writer.close()
@@ -237,8 +240,9 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, **overri
         "by_bucket": _sum_by(stats["by_bucket_domain"], 1), "files": files, "card": str(card),
         "num_tokens_estimated": stats["estimated"], "seconds": round(time.perf_counter() - t0, 3),
     }
-    if ecfg.repo_id and os.environ.get("HF_TOKEN"):
-        result["pushed_to"] = push_to_hub(out, ecfg.repo_id, os.environ["HF_TOKEN"], ecfg.private)
+    token = token or os.environ.get("HF_TOKEN")
+    if ecfg.repo_id and token:
+        result["pushed_to"] = push_to_hub(out, ecfg.repo_id, token, ecfg.private)
     run.finish({"in": result["total_rows"], "out": result["total_rows"], "quarantined": 0,
                 **{f"rows:{k}": v for k, v in stats["rows"].items()}})
     return result
