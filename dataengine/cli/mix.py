@@ -127,3 +127,34 @@ def export(ctx: click.Context, config_path: Path | None, out_dir: Path, mix_id: 
     click.echo(f"  card: {out['card']}")
     if "pushed_to" in out:
         click.echo(f"  pushed to {out['pushed_to']}")
+
+
+@cli.command("augment-cot")
+@click.option("--engine", "engine_name", required=True, help="A registered engine (vllm, openai, transformers, …).")
+@click.option("--engine-arg", multiple=True, metavar="NAME=VALUE", help="Keyword argument of the engine (repeatable).")
+@click.option("--category", "categories", multiple=True,
+              help="Categories to augment (repeatable; default writing, factual_qa, translation).")
+@click.option("--limit", type=int, help="Augment at most this many traces.")
+@click.option("--max-tokens", type=int, default=1024, show_default=True, help="Token budget of one chain of thought.")
+@click.pass_context
+@user_errors
+def augment_cot(ctx: click.Context, engine_name: str, engine_arg: tuple[str, ...], categories: tuple[str, ...],
+                limit: int | None, max_tokens: int) -> None:
+    """Give non-reasoning rows of chosen categories a short chain of thought, written by an engine.
+
+    Trivial queries ("hello") are never augmented. The new traces keep the original answer after a
+    `<think>` block; the mix prefers them over the plain originals of the same prompt.
+
+    \b
+    Examples:
+      dataengine augment-cot --engine openai --engine-arg base_url=http://localhost:8000/v1 --engine-arg model=r1
+      dataengine augment-cot --engine vllm --engine-arg model=/models/r1 --category writing --limit 20000
+    """
+    from dataengine.engines.base import get_engine
+    from dataengine.mix.cot import augment_cot as run_augment
+
+    engine = get_engine(engine_name, **parse_kv(engine_arg, "--engine-arg"))
+    with engine:
+        out = run_augment(workspace_from(ctx), engine, list(categories) or ("writing", "factual_qa", "translation"),
+                          limit=limit, max_tokens=max_tokens)
+    click.echo(json.dumps(out, indent=2))
