@@ -179,7 +179,9 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         tmp = out / ".duckdb_tmp"
         con.execute("set temp_directory = $t", {"t": str(tmp)})
         con.execute("set preserve_insertion_order = true")
-        reader = con.execute(sqlfiles.load("mix/export_rows"), {"mix_id": mix_id}).to_arrow_reader(ecfg.batch_rows)
+        # A relation (con.sql), not a DB-API result: the latter materialises every row before the
+        # first batch, the former streams.
+        reader = con.sql(sqlfiles.load("mix/export_rows"), params={"mix_id": mix_id}).to_arrow_reader(ecfg.batch_rows)
         for batch in reader:
             per_split: dict[str, list[dict[str, Any]]] = {}
             for r in batch.to_pylist():
