@@ -68,13 +68,15 @@ def test_messages_have_think_block_for_reasoning_rows_only(exported):
 
     ws, mix, _, folder = exported
     ds = datasets.load_from_disk(str(folder / "hf"))["train"]
-    for row in ds.select(range(min(200, ds.num_rows))):
+    rows = list(ds.select(range(min(200, ds.num_rows))))
+    stored = {r[0]: r[1:] for r in ws.query("select trace_id, reasoning, answer from traces where trace_id in "
+                                            "(select unnest($ids))", {"ids": [r["trace_id"] for r in rows]}).fetchall()}
+    for row in rows:
         msgs = row["messages"]
         assert msgs[-1]["role"] == "assistant" and msgs[-2]["role"] == "user"
         content = msgs[-1]["content"]
         if row["bucket"] == "reasoning":
-            reasoning, answer = ws.query("select reasoning, answer from traces where trace_id = $t",
-                                         {"t": row["trace_id"]}).fetchone()
+            reasoning, answer = stored[row["trace_id"]]
             assert content == f"<think>\n{reasoning.strip()}\n</think>\n\n{answer.strip()}"
         else:
             assert "<think>" not in content
