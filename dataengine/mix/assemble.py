@@ -115,7 +115,7 @@ def plan_bucket(
 
 
 def _stage_ran(con: Any, table: str) -> bool:
-    return con.execute(f"select exists (select 1 from {table})").fetchone()[0]  # noqa: S608 - fixed table names
+    return con.execute(f"select exists (select 1 from {table})").fetchall()[0][0]  # noqa: S608 - fixed table names
 
 
 def default_mix_id(cfg: MixConfig) -> str:
@@ -143,6 +143,7 @@ def run_mix(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, A
     t0 = time.perf_counter()
     con = ws.connect()
     try:
+        con.execute("set enable_progress_bar = false")  # it writes to stdout, which is the CLI's output
         stages = {"filter": _stage_ran(con, "filter_results"), "verify": _stage_ran(con, "verifications"),
                   "dedup": _stage_ran(con, "dedup")}
         params = {

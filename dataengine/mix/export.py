@@ -37,7 +37,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataengine import sqlfiles
@@ -79,6 +81,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def build_messages(row: dict[str, Any], system_prompt: str | None) -> list[dict[str, str]]:
+    """The messages of one row (reference implementation of what `build_batch` does in bulk)."""
     system = row.get("system") or system_prompt
     msgs = [{"role": "system", "content": system}] if system else []
     if row.get("history"):
@@ -86,6 +89,71 @@ def build_messages(row: dict[str, Any], system_prompt: str | None) -> list[dict[
     msgs.append({"role": "user", "content": row["prompt"]})
     msgs.append({"role": "assistant", "content": assistant_content(row["bucket"], row["reasoning"], row["answer"])})
     return msgs
+
+
+def _estimate_tokens_array(content: pa.Array) -> np.ndarray:
+    """`estimate_tokens` in bulk: non-ASCII characters counted from bytes - chars (CJK: 3 bytes)."""
+    chars = pc.utf8_length(content).to_numpy(zero_copy_only=False).astype(np.int64)
+    nbytes = pc.binary_length(content).to_numpy(zero_copy_only=False).astype(np.int64)
+    non_ascii = (nbytes - chars) // 2
+    return np.maximum((chars - non_ascii) // 4 + non_ascii, 1)
+
+
+def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Table, np.ndarray]:
+    """Export rows (EXPORT_SCHEMA) for one batch of `export_rows.sql`, plus each row's copies.
+
+    The long texts (prompt, reasoning, answer) never become Python strings: the assistant turn is
+    joined with Arrow kernels and the message list is gathered with `take` from a pool of texts;
+    Python only walks the short per-row structure (system, multi-turn history).
+    """
+    n = batch.num_rows
+    bucket = batch.column("bucket")
+    reasoning = pc.utf8_trim_whitespace(pc.fill_null(batch.column("reasoning"), ""))
+    answer = pc.utf8_trim_whitespace(pc.fill_null(batch.column("answer"), ""))
+    with_think = pc.or_(pc.equal(bucket, "reasoning"), pc.greater(pc.utf8_length(reasoning), 0))
+    think = pc.binary_join_element_wise("<think>\n", reasoning, "\n</think>\n\n", answer, "")
+    assistant = pc.if_else(with_think, think, answer)
+    prompt = batch.column("prompt")
+    systems = batch.column("system").to_pylist()
+    histories = batch.column("history").to_pylist()
+
+    # pool = [prompt_0..n-1, assistant_0..n-1, extra short texts…]; messages index into it
+    extra: list[str] = []
+    roles: list[str] = []
+    index: list[int] = []
+    offsets = [0]
+    for i in range(n):
+        system = systems[i] or system_prompt
+        if system:
+            roles.append("system")
+            index.append(2 * n + len(extra))
+            extra.append(system)
+        if histories[i]:
+            for turn in json.loads(histories[i]):
+                roles.append(turn["role"])
+                index.append(2 * n + len(extra))
+                extra.append(turn["content"])
+        roles += ["user", "assistant"]
+        index += [i, n + i]
+        offsets.append(len(index))
+    pool = pa.concat_arrays([prompt.cast(pa.large_string()), assistant.cast(pa.large_string()),
+                             pa.array(extra, pa.large_string())])
+    content = pool.take(pa.array(index, pa.int64())).cast(pa.string())
+    messages = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                        pa.StructArray.from_arrays([pa.array(roles, pa.string()), content],
+                                                                   fields=list(MESSAGE)))
+    est = _estimate_tokens_array(content)
+    est_rows = np.add.reduceat(est, np.array(offsets[:-1], dtype=np.int64)) if n else est[:0]
+    ptok, ctok = batch.column("prompt_tokens"), batch.column("completion_tokens")
+    known = pc.and_(pc.is_valid(ptok), pc.is_valid(ctok))
+    stored = pc.add(pc.cast(pc.fill_null(ptok, 0), pa.int64()), pc.cast(pc.fill_null(ctok, 0), pa.int64()))
+    num_tokens = pc.if_else(known, stored, pa.array(est_rows, pa.int64()))
+    table = pa.Table.from_arrays([
+        messages, batch.column("prompt_id"), batch.column("trace_id"), batch.column("source"), bucket,
+        batch.column("domain"), num_tokens, pc.invert(known), pc.fill_null(batch.column("verdicts"), "{}"),
+    ], schema=EXPORT_SCHEMA)
+    copies = pc.fill_null(batch.column("copies"), 1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return table, copies
 
 
 def split_of(prompt_id: str, test_fraction: float) -> str:
@@ -113,7 +181,7 @@ class _RollingWriter:
         if self.fmt == "parquet":
             self._pq = pq.ParquetWriter(path, EXPORT_SCHEMA, compression="zstd")
         else:
-            self._fh = open(path, "w", encoding="utf-8")
+            self._fh = open(path, "wb")
         self._bytes = 0
 
     def _close(self) -> None:
@@ -124,14 +192,16 @@ class _RollingWriter:
             self._fh.close()
             self._fh = None
 
-    def write(self, table: pa.Table, rows: list[dict[str, Any]], nbytes: int) -> None:
+    def write(self, table: pa.Table, nbytes: int) -> None:
         if self._pq is None and self._fh is None:
             self._open()
         if self.fmt == "parquet":
             assert self._pq is not None
             self._pq.write_table(table)
         else:
-            self._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            import polars as pl  # its NDJSON writer is native; json.dumps per row is the slow path
+
+            pl.from_arrow(table).write_ndjson(self._fh)
         self._bytes += nbytes
         if self._bytes >= self.shard_bytes:
             self._close()
@@ -175,6 +245,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     stats: dict[str, Any] = {"rows": Counter(), "by_bucket_domain": Counter(), "tokens": {}, "estimated": 0}
     con = ws.connect()
     try:
+        con.execute("set enable_progress_bar = false")  # it writes to stdout, which is the CLI's output
         con.execute("set memory_limit = $m", {"m": ecfg.duckdb_memory_limit})
         tmp = out / ".duckdb_tmp"
         con.execute("set temp_directory = $t", {"t": str(tmp)})
@@ -183,39 +254,38 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         # first batch, the former streams.
         reader = con.sql(sqlfiles.load("mix/export_rows"), params={"mix_id": mix_id}).to_arrow_reader(ecfg.batch_rows)
         for batch in reader:
-            per_split: dict[str, list[dict[str, Any]]] = {}
-            for r in batch.to_pylist():
-                msgs = build_messages(r, ecfg.system_prompt)
-                if r["prompt_tokens"] is not None and r["completion_tokens"] is not None:
-                    ntok, est = int(r["prompt_tokens"]) + int(r["completion_tokens"]), False
-                else:
-                    ntok, est = sum(estimate_tokens(m["content"]) for m in msgs), True
-                row = {"messages": msgs, "prompt_id": r["prompt_id"], "trace_id": r["trace_id"],
-                       "source": r["source"], "bucket": r["bucket"], "domain": r["domain"],
-                       "num_tokens": ntok, "num_tokens_estimated": est, "verdicts": r["verdicts"] or "{}"}
-                split = split_of(r["prompt_id"], ecfg.test_fraction)
-                for _ in range(int(r["copies"] or 1)):
-                    per_split.setdefault(split, []).append(row)
-                    stats["rows"][split] += 1
-                    stats["by_bucket_domain"][(split, r["bucket"], r["domain"])] += 1
-                    stats["tokens"].setdefault(r["bucket"], []).append(ntok)
-                    stats["estimated"] += est
-            for split, rows in per_split.items():
-                table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
-                nbytes = table.nbytes
+            table, copies = build_batch(batch, ecfg.system_prompt)
+            if (copies != 1).any():  # upsampled rows: repeat them in place
+                table = table.take(pa.array(np.repeat(np.arange(table.num_rows), copies)))
+            splits = np.array([split_of(p, ecfg.test_fraction) for p in table.column("prompt_id").to_pylist()])
+            buckets = table.column("bucket").to_pylist()
+            domains = table.column("domain").to_pylist()
+            ntok = table.column("num_tokens").to_numpy()
+            stats["estimated"] += int(pc.sum(table.column("num_tokens_estimated")).as_py() or 0)
+            for split in sorted(set(splits.tolist())):
+                mask = splits == split
+                part = table.filter(pa.array(mask)) if not mask.all() else table
+                for b, d, m in zip(buckets, domains, mask):
+                    if m:
+                        stats["by_bucket_domain"][(split, b, d)] += 1
+                stats["rows"][split] += part.num_rows
+                nbytes = part.nbytes
                 for fmt in ("parquet", "jsonl"):
                     if fmt in ecfg.formats:
                         key = (split, fmt)
                         if key not in writers:
                             writers[key] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), split, fmt,
                                                           ecfg.shard_bytes)
-                        writers[key].write(table, rows, nbytes)
+                        writers[key].write(part, nbytes)
                 if "datasets" in ecfg.formats:
                     if split not in arrow_sinks:
                         (out / ".arrow_tmp").mkdir(exist_ok=True)
                         sink = pa.OSFile(str(out / ".arrow_tmp" / f"{split}.arrow"), "wb")
                         arrow_sinks[split] = (sink, pa.ipc.new_stream(sink, EXPORT_SCHEMA))
-                    arrow_sinks[split][1].write_table(table)
+                    arrow_sinks[split][1].write_table(part)
+            for b in set(buckets):
+                sel = np.array([x == b for x in buckets])
+                stats["tokens"].setdefault(b, []).extend(ntok[sel].tolist())
     except BaseException:
         run.finish({"in": 0, "out": sum(stats["rows"].values())}, status="failed")
         raise

@@ -1,7 +1,7 @@
 -- The rows of one mix (latest run of $mix_id) with everything the export writes, in mix order.
 -- Verdicts are folded into one JSON object {verifier: verdict} per trace.
 select m.position, m.copies, m.bucket, m.domain, m.reason,
-       t.trace_id, t.prompt_id, t.source, p.prompt, t.completion, t.reasoning, t.answer, t.think_format,
+       t.trace_id, t.prompt_id, t.source, p.prompt, t.reasoning, t.answer,
        t.prompt_tokens, t.completion_tokens,
        t.metadata->>'system' as system,
        (t.metadata->'history')::varchar as history,
