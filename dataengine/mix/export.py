@@ -108,7 +108,9 @@ def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Ta
     """
     n = batch.num_rows
     bucket = batch.column("bucket")
-    reasoning = pc.utf8_trim_whitespace(pc.fill_null(batch.column("reasoning"), ""))
+    # `Trace` stores reasoning already stripped (records.split_completion); trimming 20 KB strings
+    # again would copy every one of them.
+    reasoning = pc.fill_null(batch.column("reasoning"), "")
     answer = pc.utf8_trim_whitespace(pc.fill_null(batch.column("answer"), ""))
     with_think = pc.or_(pc.equal(bucket, "reasoning"), pc.greater(pc.utf8_length(reasoning), 0))
     think = pc.binary_join_element_wise("<think>\n", reasoning, "\n</think>\n\n", answer, "")
@@ -122,7 +124,12 @@ def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Ta
     roles: list[str] = []
     index: list[int] = []
     offsets = [0]
-    for i in range(n):
+    if not system_prompt and not any(systems) and not any(histories):
+        # the common case (single-turn rows): [user, assistant] per row, no Python loop
+        idx = np.empty(2 * n, dtype=np.int64)
+        idx[0::2], idx[1::2] = np.arange(n), np.arange(n) + n
+        index, roles, offsets = idx, ["user", "assistant"] * n, list(range(0, 2 * n + 1, 2))
+    for i in range(n if isinstance(index, list) else 0):
         system = systems[i] or system_prompt
         if system:
             roles.append("system")
@@ -138,7 +145,7 @@ def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Ta
         offsets.append(len(index))
     pool = pa.concat_arrays([prompt.cast(pa.large_string()), assistant.cast(pa.large_string()),
                              pa.array(extra, pa.large_string())])
-    content = pool.take(pa.array(index, pa.int64())).cast(pa.string())
+    content = pool.take(pa.array(index, pa.int64())).cast(pa.string())  # type: ignore[arg-type]
     messages = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
                                         pa.StructArray.from_arrays([pa.array(roles, pa.string()), content],
                                                                    fields=list(MESSAGE)))
