@@ -300,6 +300,19 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         con.close()
         shutil.rmtree(out / ".duckdb_tmp", ignore_errors=True)
 
+    if not stats["rows"]:  # an empty mix still exports a loadable (empty) train split
+        empty = EXPORT_SCHEMA.empty_table()
+        for fmt in ("parquet", "jsonl"):
+            if fmt in ecfg.formats:
+                writers[("train", fmt)] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), "train", fmt,
+                                                         ecfg.shard_bytes)
+                writers[("train", fmt)].write(empty, 0)
+        if "datasets" in ecfg.formats:
+            (out / ".arrow_tmp").mkdir(exist_ok=True)
+            sink = pa.OSFile(str(out / ".arrow_tmp" / "train.arrow"), "wb")
+            arrow_sinks["train"] = (sink, pa.ipc.new_stream(sink, EXPORT_SCHEMA))
+            # datasets needs one (empty) record batch in the stream to build a table from it
+            arrow_sinks["train"][1].write_batch(pa.RecordBatch.from_pylist([], schema=EXPORT_SCHEMA))
     files: dict[str, list[str]] = {}
     for (_split, fmt), w in sorted(writers.items()):
         files.setdefault(fmt, []).extend(str(p.relative_to(out)) for p in w.finish())
@@ -340,7 +353,9 @@ def _save_to_disk(out: Path, splits: list[str], shard_bytes: int) -> None:
 
     tmp = out / ".arrow_tmp"
     dd = datasets.DatasetDict({s: datasets.Dataset.from_file(str(tmp / f"{s}.arrow")) for s in splits})
-    dd.save_to_disk(str(out / "hf"), max_shard_size=shard_bytes)
+    # Shard counts computed here rather than max_shard_size: datasets makes 0 shards of an empty split.
+    num_shards = {s: max(1, -(-dd[s].data.nbytes // shard_bytes)) for s in dd}
+    dd.save_to_disk(str(out / "hf"), num_shards=num_shards)
     del dd
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -135,3 +135,37 @@ def test_exported_messages_render_through_real_chat_templates(exported, family):
             assert head in text
         else:
             assert think_id not in ids
+
+
+def test_bulk_message_building_matches_the_row_by_row_reference():
+    import pyarrow as pa
+
+    from dataengine.mix.export import build_batch, build_messages
+
+    rows = [
+        {"bucket": "reasoning", "reasoning": "2+2=4", "answer": "4", "prompt": "2+2?", "system": None, "history": None},
+        {"bucket": "non_reasoning", "reasoning": "", "answer": "你好！", "prompt": "你好", "system": "be kind",
+         "history": json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])},
+        {"bucket": "non_reasoning", "reasoning": "short why", "answer": "Paris", "prompt": "Capital of France?",
+         "system": None, "history": None},
+    ]
+    extra = {"prompt_id": ["a", "b", "c"], "trace_id": ["x", "y", "z"], "source": ["s"] * 3, "domain": ["d"] * 3,
+             "prompt_tokens": [10, None, None], "completion_tokens": [5, None, None], "verdicts": [None, '{"m": "correct"}', None],
+             "copies": [1, 2, 1]}
+    batch = pa.RecordBatch.from_pydict({**{k: [r[k] for r in rows] for k in rows[0]}, **extra})
+    for system_prompt in (None, "You are helpful."):
+        table, copies = build_batch(batch, system_prompt)
+        assert table.column("messages").to_pylist() == [build_messages(r, system_prompt) for r in rows]
+    assert copies.tolist() == [1, 2, 1]
+    assert table.column("num_tokens").to_pylist()[0] == 15
+    assert table.column("num_tokens_estimated").to_pylist() == [False, True, True]
+    assert table.column("verdicts").to_pylist() == ["{}", '{"m": "correct"}', "{}"]
+
+
+def test_an_empty_mix_exports_an_empty_loadable_dataset(pool, tmp_path):
+    import datasets
+
+    run_mix(pool, load_config_dict({}), reasoning=0, non_reasoning=0, mix_id="empty")
+    out = run_export(pool, load_config_dict({}), tmp_path / "out", mix_id="empty")
+    assert out["total_rows"] == 0
+    assert datasets.load_from_disk(str(tmp_path / "out" / "hf"))["train"].num_rows == 0
