@@ -156,7 +156,12 @@ def run_mix(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, A
             "dedup_representatives_only": mcfg.dedup_representatives_only and stages["dedup"],
             "exclude_contaminated": mcfg.exclude_contaminated, "max_per_prompt": mcfg.max_per_prompt,
         }
-        con.execute("create temp table cand as " + sqlfiles.load("mix/candidates"), params)
+        sql = sqlfiles.load("mix/candidates")
+        if mcfg.max_chars is None and mcfg.min_chars <= 1:
+            # Only emptiness is checked: the answer says it without reading the completions.
+            head, rest = sql.split("/*N_CHARS*/", 1)
+            sql = head + "length(t.answer)" + rest.split("/*END*/", 1)[1]
+        con.execute("create temp table cand as " + sql, params)
         pool_rows = con.execute(
             "select bucket, domain, count(*) filter (where excluded is null), count(*) from cand group by all"
         ).fetchall()

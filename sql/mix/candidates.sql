@@ -6,6 +6,9 @@
 -- non-reasoning pool is reused SFT data that no verifier can check.
 -- The order key md5(seed:trace_id) makes the choice deterministic for a seed and independent of
 -- shard order; a trace with chain-of-thought augmentation sorts first among its prompt's traces.
+-- The length expression between /*N_CHARS*/ and /*END*/ is swapped by the caller for
+-- length(t.answer) when no character bound is set: the answer is all an emptiness check needs,
+-- and not reading the completions (20 KB each) is most of the cost of a mix.
 with
 flt as (
     select trace_id,
@@ -36,7 +39,7 @@ base as (
     select t.trace_id, t.prompt_id,
            coalesce(t.metadata->>'bucket', 'reasoning') as bucket,
            coalesce(nullif(t.domain, ''), 'general') as domain,
-           length(t.completion) as n_chars,
+           /*N_CHARS*/length(t.completion)/*END*/ as n_chars,
            t.completion_tokens, t.think_closed, t.finish_reason,
            coalesce(length(t.answer), 0) as answer_chars,
            coalesce(t.metadata->>'cot_augmented' = 'true', false) as augmented,
