@@ -42,10 +42,11 @@ order by t.trace_id
 
 
 def _cot_text(completion: str) -> str:
-    """The reasoning a model wrote; a model that wraps it in its own think block is unwrapped."""
+    """The reasoning a model wrote. A reasoning model answers in its own think block plus a summary:
+    the think block is the chain of thought, its summary is dropped (the dataset's answer follows)."""
     s = split_completion(completion, "auto")
     if s.think_closed:
-        return (s.reasoning + ("\n\n" + s.answer if s.answer else "")).strip()
+        return s.reasoning.strip()
     return completion.replace("<think>", "").replace("</think>", "").strip()
 
 
@@ -70,7 +71,7 @@ def augment_cot(
             todo.append((new_id, r))
     if limit is not None:
         todo = todo[:limit]
-    counts: Counter[str] = Counter(eligible=len(rows), todo=len(todo))
+    counts: Counter[str] = Counter(eligible=len(rows), todo=len(todo), written=0, cut_off=0, empty_cot=0, engine_error=0)
     params = SamplingParams(n=1, temperature=0.6, max_tokens=max_tokens)
     t0 = time.perf_counter()
     try:

@@ -3,6 +3,7 @@ queries; the mix prefers the augmented trace and the export renders its think bl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from dataengine.config import load_config_dict
@@ -75,3 +76,28 @@ def test_augmentation_covers_chosen_categories_and_skips_trivial_queries(ws, sha
     ds = datasets.load_from_disk(str(tmp_path / "out" / "hf"))["train"]
     with_think = [m[-1]["content"] for m in ds["messages"] if m[-1]["content"].startswith("<think>\n")]
     assert len(with_think) == n_aug_writing
+
+
+def test_augmentation_with_the_simulated_engine_and_the_cli(ws, shared_data):
+    from click.testing import CliRunner
+
+    from dataengine.cli import cli
+    from dataengine.engines import get_engine
+
+    ingest_sft(ws, shared_data / "sft" / "alpaca_en_demo_llamafactory.json")
+    eng = get_engine("simulated", seed=0, defect_rates={"unclosed_think": 0.2})
+    out = augment_cot(ws, eng, ["factual_qa"], limit=40, max_tokens=4096)
+    assert out["todo"] == 40 and out["written"] + out["cut_off"] + out["empty_cot"] + out["engine_error"] == 40
+    assert out["written"] > 20 and out["cut_off"] > 0  # unclosed chains of thought are not used
+    rows = ws.query("select t.completion, o.answer from traces t join traces o on o.trace_id = t.metadata->>'augmented_from' "
+                    "where t.model = 'simulated'").fetchall()
+    assert len(rows) == out["written"]
+    for completion, answer in rows:
+        cot = completion[len("<think>\n"):completion.index("\n</think>\n\n")]
+        assert completion.startswith("<think>\n") and completion.endswith(f"\n</think>\n\n{answer}")
+        assert cot.strip() and "</think>" not in cot and "\\boxed" not in cot.split("\n")[0]
+
+    r = CliRunner().invoke(cli, ["--workspace", str(ws.root), "augment-cot", "--engine", "simulated",
+                                 "--category", "writing", "--limit", "5"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["todo"] == 5
