@@ -159,6 +159,7 @@ def run_mix(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, A
         sql = sqlfiles.load("mix/candidates")
         if mcfg.max_chars is None and mcfg.min_chars <= 1:
             # Only emptiness is checked: the answer says it without reading the completions.
+            assert sql.count("/*N_CHARS*/") == 1 and sql.count("/*END*/") == 1, "candidates.sql length markers"
             head, rest = sql.split("/*N_CHARS*/", 1)
             sql = head + "length(t.answer)" + rest.split("/*END*/", 1)[1]
         con.execute("create temp table cand as " + sql, params)

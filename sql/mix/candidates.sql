@@ -6,7 +6,7 @@
 -- non-reasoning pool is reused SFT data that no verifier can check.
 -- The order key md5(seed:trace_id) makes the choice deterministic for a seed and independent of
 -- shard order; a trace with chain-of-thought augmentation sorts first among its prompt's traces.
--- The length expression between /*N_CHARS*/ and /*END*/ is swapped by the caller for
+-- The length expression between the N_CHARS and END markers is swapped by the caller for
 -- length(t.answer) when no character bound is set: the answer is all an emptiness check needs,
 -- and not reading the completions (20 KB each) is most of the cost of a mix.
 with
