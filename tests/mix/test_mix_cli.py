@@ -54,3 +54,12 @@ def test_cli_ingest_sft_mix_and_export(shared_data: Path, tmp_path: Path):
     assert dd["train"].num_rows + dd["test"].num_rows == 250
     assert not (tmp_path / "out" / "jsonl").exists()  # formats from the config
     assert (tmp_path / "out" / "README.md").exists()
+
+
+def test_example_mix_config_loads():
+    from dataengine.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "mix.yaml")
+    mix = cfg.section("mix")
+    assert (mix.reasoning, mix.non_reasoning, mix.shortfall) == (600_000, 200_000, "fill")
+    assert abs(sum(mix.reasoning_weights.values()) - 1.0) < 1e-9
