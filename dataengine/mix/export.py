@@ -99,6 +99,39 @@ def _estimate_tokens_array(content: pa.Array) -> np.ndarray:
     return np.maximum((chars - non_ascii) // 4 + non_ascii, 1)
 
 
+def _message_layout(
+    n: int, systems: list[str | None], histories: list[str | None], system_prompt: str | None
+) -> tuple[Any, list[str], list[int], list[str]]:
+    """Where each message's text sits in the pool [prompt_0..n-1, assistant_0..n-1, extra…].
+
+    Returns (pool index per message, role per message, list offsets per row, extra short texts).
+    """
+    if not system_prompt and not any(systems) and not any(histories):
+        # the common case (single-turn rows): [user, assistant] per row, no Python loop
+        idx = np.empty(2 * n, dtype=np.int64)
+        idx[0::2], idx[1::2] = np.arange(n), np.arange(n) + n
+        return idx, ["user", "assistant"] * n, list(range(0, 2 * n + 1, 2)), []
+    extra: list[str] = []
+    roles: list[str] = []
+    index: list[int] = []
+    offsets = [0]
+    for i in range(n):
+        system = systems[i] or system_prompt
+        if system:
+            roles.append("system")
+            index.append(2 * n + len(extra))
+            extra.append(system)
+        if histories[i]:
+            for turn in json.loads(histories[i]):
+                roles.append(turn["role"])
+                index.append(2 * n + len(extra))
+                extra.append(turn["content"])
+        roles += ["user", "assistant"]
+        index += [i, n + i]
+        offsets.append(len(index))
+    return index, roles, offsets, extra
+
+
 def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Table, np.ndarray]:
     """Export rows (EXPORT_SCHEMA) for one batch of `export_rows.sql`, plus each row's copies.
 
@@ -119,33 +152,10 @@ def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Ta
     systems = batch.column("system").to_pylist()
     histories = batch.column("history").to_pylist()
 
-    # pool = [prompt_0..n-1, assistant_0..n-1, extra short texts…]; messages index into it
-    extra: list[str] = []
-    roles: list[str] = []
-    index: list[int] = []
-    offsets = [0]
-    if not system_prompt and not any(systems) and not any(histories):
-        # the common case (single-turn rows): [user, assistant] per row, no Python loop
-        idx = np.empty(2 * n, dtype=np.int64)
-        idx[0::2], idx[1::2] = np.arange(n), np.arange(n) + n
-        index, roles, offsets = idx, ["user", "assistant"] * n, list(range(0, 2 * n + 1, 2))
-    for i in range(n if isinstance(index, list) else 0):
-        system = systems[i] or system_prompt
-        if system:
-            roles.append("system")
-            index.append(2 * n + len(extra))
-            extra.append(system)
-        if histories[i]:
-            for turn in json.loads(histories[i]):
-                roles.append(turn["role"])
-                index.append(2 * n + len(extra))
-                extra.append(turn["content"])
-        roles += ["user", "assistant"]
-        index += [i, n + i]
-        offsets.append(len(index))
+    index, roles, offsets, extra = _message_layout(n, systems, histories, system_prompt)
     pool = pa.concat_arrays([prompt.cast(pa.large_string()), assistant.cast(pa.large_string()),
                              pa.array(extra, pa.large_string())])
-    content = pool.take(pa.array(index, pa.int64())).cast(pa.string())  # type: ignore[arg-type]
+    content = pool.take(pa.array(index, pa.int64())).cast(pa.string())
     messages = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
                                         pa.StructArray.from_arrays([pa.array(roles, pa.string()), content],
                                                                    fields=list(MESSAGE)))
