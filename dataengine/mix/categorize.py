@@ -56,7 +56,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
 
 def is_trivial(prompt: str) -> bool:
     """A greeting or thanks: the R1 recipe answers these without a chain of thought."""
-    return bool(_TRIVIAL.match(prompt)) or len(prompt.strip()) <= 2
+    return bool(_TRIVIAL.match(prompt)) or not prompt.strip()
 
 
 _GREETING_OPENER = re.compile(r"^\s*(hi|hello|hey|你好|您好|嗨)\b", re.IGNORECASE)
