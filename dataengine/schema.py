@@ -206,6 +206,11 @@ register_table(
             ("domain", STR),
             ("reason", STR),
             ("run_id", STR),
+            # Added by the mix stage (issue 7): the prompt, how many times the row is exported
+            # (> 1 only under the upsample shortfall policy) and its place in the export order.
+            ("prompt_id", STR),
+            ("copies", pa.int32()),
+            ("position", pa.int64()),
         ),
         key=("mix_id", "trace_id"),
         latest_wins=True,

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "dataengine.cli.ingest",
     "dataengine.cli.generate",
     "dataengine.cli.dedup",
+    "dataengine.cli.mix",
 ]
 
 for _mod in COMMAND_MODULES:
