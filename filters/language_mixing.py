@@ -35,6 +35,7 @@ from filters.text import (
     LATIN_WORD_RE,
     NON_LATIN_LETTER_RE,
     TOKEN_RE,
+    WORD2_RE,
     mask_non_prose,
     paragraphs,
     safe_text,
@@ -160,6 +161,7 @@ class _Job:
     words: int
     cross: bool
     fallback: str | None  # label when the model is unsure; None → count as target
+    provisional: bool = False  # words already counted as target: move them if labelled foreign
 
 
 def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> None:
@@ -167,13 +169,16 @@ def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> 
     target_script = _LANG_SCRIPT.get(target, "latin")
     stop = STOPWORDS.get(target)
     has_kana_anywhere = None
+    lowered: str | None = None
     for script, a, b, words, has_kana in _regions(masked):
         cross = script != target_script
         if script == "latin":
             if not cross:
-                _label_latin(part, masked, a, b, target, stop, params, jobs)
+                if lowered is None:
+                    lowered = masked.lower()
+                _label_latin(part, masked, lowered, a, b, stop, params, jobs)
                 continue
-            n = len(LATIN_WORD_RE.findall(masked, a, b)) if words < 0 else words
+            n = len(WORD2_RE.findall(masked, a, b))
             if n >= params.min_cross_script_words:
                 jobs.append(_Job(part, a, b, n, True, "und"))
             continue  # short Latin runs inside other scripts are symbols, units, variables
@@ -202,29 +207,24 @@ def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> 
         part.add_foreign(lang, a, b, words, True)
 
 
-def _label_latin(part: _Part, masked: str, a: int, b: int, target: str, stop: frozenset[str] | None,
+def _label_latin(part: _Part, masked: str, lowered: str, a: int, b: int, stop: frozenset[str] | None,
                  params: _Params, jobs: list[_Job]) -> None:
-    """Latin text under a Latin-script target: fast function-word check, fastText where unsure."""
-    for pa, pb in paragraphs(masked[a:b]) if (a, b) != (0, len(masked)) else paragraphs(masked):
-        if (a, b) != (0, len(masked)):
-            pa, pb = pa + a, pb + a
-        # Single letters are variables (x, a, b) more often than words; they count for nothing.
-        words = [w for w in LATIN_WORD_RE.findall(masked, pa, pb) if len(w) > 1]
-        n = len(words)
-        if n == 0:
-            continue
+    """Latin text under a Latin-script target: every word counts as the target language unless
+    the language-ID model, asked about a paragraph whose function words do not vouch for it,
+    says otherwise (then `_apply_labels` moves those words to the foreign side)."""
+    spans = paragraphs(masked) if (a, b) == (0, len(masked)) else [(x + a, y + a) for x, y in paragraphs(masked[a:b])]
+    for pa, pb in spans:
+        toks = WORD2_RE.findall(lowered, pa, pb)
+        n = len(toks)
+        part.target_words += n
         if n < params.min_segment_words:
-            part.target_words += n
             continue
-        if stop is not None and sum(map(stop.__contains__, map(str.lower, words))) >= params.stopword_share * n:
-            part.target_words += n
+        if stop is not None and sum(map(stop.__contains__, toks)) >= params.stopword_share * n:
             continue
         for sa, sb in sentences(masked, pa, pb):
-            m = sum(1 for w in LATIN_WORD_RE.findall(masked, sa, sb) if len(w) > 1)
+            m = len(WORD2_RE.findall(masked, sa, sb))
             if m >= params.min_segment_words:
-                jobs.append(_Job(part, sa, sb, m, False, None))
-            else:
-                part.target_words += m
+                jobs.append(_Job(part, sa, sb, m, False, None, provisional=True))
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confide
             return "ja" if kana else "zh"
         if script == "hangul":
             return "ko"
-    latin = [w.lower() for w in LATIN_WORD_RE.findall(masked) if len(w) > 1]
+    latin = [w.lower() for w in WORD2_RE.findall(masked)]
     if latin and not NON_LATIN_LETTER_RE.search(masked):
         # Function words settle short Latin texts the model reads badly ("What comes next:
         # OTTFFSSE" is Italian to lid.176): the language whose function words clearly dominate.
@@ -266,7 +266,7 @@ def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confide
             return lang
     # Too few words (a LaTeX-only problem statement) or an unsure model: no answer, and the
     # caller falls back to the reasoning's own language.
-    if sum(1 for w in LATIN_WORD_RE.findall(masked) if len(w) > 1) < 3 and not NON_LATIN_LETTER_RE.search(masked):
+    if len(latin) < 3 and not NON_LATIN_LETTER_RE.search(masked):
         return None
     lang, prob = langid.predict_one(masked, backend)
     return lang if prob >= min_confidence else None
@@ -307,8 +307,11 @@ def _score_batch(inputs: Sequence[FilterInput], p: _Params) -> list[dict[str, An
     for job, lab in zip(jobs, labels):
         lang = lab if lab is not None else job.fallback
         if lang is None or lang == job.part.target:
-            job.part.target_words += job.words
+            if not job.provisional:
+                job.part.target_words += job.words
         else:
+            if job.provisional:
+                job.part.target_words -= job.words
             job.part.add_foreign(lang, job.start, job.end, job.words, job.cross)
     return [_finish(*st, p) for st in states]
 
