@@ -116,7 +116,7 @@ def _batches(ws: Workspace, sql: str, params: dict[str, Any], size: int, limit: 
     try:
         if limit is not None:
             sql = f"select * from ({sql}) limit {int(limit)}"
-        reader = con.execute(sql, params).to_arrow_reader(size)
+        reader = con.sql(sql, params=params).to_arrow_reader(size)
         for rb in reader:
             rows = rb.to_pylist()
             for i in range(0, len(rows), size):

@@ -5,5 +5,5 @@ select
     count(*) as traces,
     round(count(*) / sum(count(*)) over (partition by filter), 4) as share_of_filter
 from filter_results
-group by all
+group by filter, reason
 order by filter, reason nulls first, traces desc
