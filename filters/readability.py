@@ -172,8 +172,9 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     if fences:
         s["spans"]["code_block"] = ["reasoning", fences[0], fences[1] + 3 if len(fences) > 1 else len(reasoning)]
 
-    lines = [ln.strip() for ln in reasoning.split("\n")]
-    lines = [ln for ln in lines if ln]
+    # Lines of at least three tokens: "\\[", "\\]", "---" and "$$" repeat in every math CoT and
+    # are layout, not repetition (Gopher counted web-text lines, where such lines are rare).
+    lines = [ln for ln in (x.strip() for x in reasoning.split("\n")) if ln.count(" ") >= 2]
     s["n_lines"] = len(lines)
     s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines)
     paras = [reasoning[a:b].strip() for a, b in para_spans]
@@ -181,7 +182,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     # Repetition loop: the most repeated line, or line opening (first 8 words) among lines of at
     # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
     # endings vary.
-    long_lines = [ln for ln in lines if ln.count(" ") >= 4]
+    long_lines = [ln for ln in lines if ln.count(" ") >= 4]  # loops are sentences, not "x = 2"
     top_line, top_count = ("", 0)
     if long_lines:
         c = Counter(long_lines)
