@@ -5,6 +5,7 @@ Checks, in the order a verdict reports them (the first failure is the reason):
 | reason | failure |
 |---|---|
 | `empty_completion` | nothing at all |
+| `field_not_text` | completion/reasoning/answer is not a string (a broken row) |
 | `truncated_length` | finish_reason `length` (the sampler cut it off) |
 | `think_not_closed` | the think block never closed (cut off, or the tag is missing) |
 | `no_think_block` | no think markers at all (`require_think`) |
@@ -145,6 +146,8 @@ def decide(s: Mapping[str, Any], t: FormatThresholds) -> tuple[bool, str | None]
     domain = s.get("domain")
     if s.get("completion_chars", 0) == 0 and s.get("reasoning_chars", 0) == 0 and s.get("answer_chars", 0) == 0:
         return False, "empty_completion"
+    if "not_a_string" in s.get("sanitized", ()):
+        return False, "field_not_text"  # a number or list where text belongs: a broken row
     if s.get("finish_reason") == "length" and not t.allow_length_finish:
         return False, "truncated_length"
     if s.get("think_closed") is False:

@@ -95,6 +95,8 @@ STOPWORDS: dict[str, frozenset[str]] = {
     "pt": _words("o a os as e é que de um uma para não com do da dos das se por mas como são está"),
 }
 
+_ANY_STOPWORD = frozenset().union(*STOPWORDS.values())
+
 
 @dataclass(slots=True)
 class _Part:
@@ -178,10 +180,12 @@ def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> 
                     lowered = masked.lower()
                 _label_latin(part, masked, lowered, a, b, stop, params, jobs)
                 continue
-            n = len(WORD2_RE.findall(masked, a, b))
-            if n >= params.min_cross_script_words:
-                jobs.append(_Job(part, a, b, n, True, "und"))
-            continue  # short Latin runs inside other scripts are symbols, units, variables
+            toks = WORD2_RE.findall(masked, a, b)
+            # Latin inside Chinese/Russian/… text is prose (mixing) only when it has function
+            # words; "Visual Studio", "Rio de Janeiro", "AB", "cm" are names, terms, symbols.
+            if len(toks) >= params.min_cross_script_words and any(map(_ANY_STOPWORD.__contains__, map(str.lower, toks))):
+                jobs.append(_Job(part, a, b, len(toks), True, "und"))
+            continue
         if not cross:
             if script == "cjk" and target in ("zh", "ja"):
                 # Chinese vs Japanese: a Japanese target accepts kanji; a Chinese one rejects kana.

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
-from filters.text import CJK_CHAR_RE, FENCE_LINE_RE, count_words, paragraphs, safe_text
+from filters.text import CJK_CHAR_RE, FENCE_LINE_RE, count_words, mask_non_prose, paragraphs, safe_text
 
 # Self-reflection markers of long chain-of-thought ("aha" phrases): fine in moderation, a loop
 # when they dominate. Counted with str.count on lower-cased text (C speed, no regex).
@@ -207,7 +207,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     reflections = sum(low.count(p) for p in REFLECTION_PHRASES)
     s["reflections"] = reflections
     s["reflections_per_kword"] = round(1000 * reflections / n_words, 2) if n_words else 0.0
-    s["summary_words"] = count_words(answer)
+    s["summary_words"] = count_words(mask_non_prose(answer))  # prose words: a lone \\boxed{} is no summary
     return s
 
 

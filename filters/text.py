@@ -18,15 +18,15 @@ import re
 from typing import Any
 
 # Unicode ranges per script. Han and kana are split so Japanese can be told from Chinese.
-HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+HAN = "\u3005-\u3007\u3021-\u3029\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
 KANA = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 HANGUL = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
 LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
 CYRILLIC = "\u0400-\u052f"
 GREEK = "\u0370-\u03ff\u1f00-\u1fff"
-ARABIC = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+ARABIC = "\u0610-\u061a\u0620-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
 HEBREW = "\u0590-\u05ff"
-DEVANAGARI = "\u0900-\u097f"
+DEVANAGARI = "\u0900-\u0963\u0966-\u097f"  # not the dandas ।॥, which Bengali uses too
 BENGALI = "\u0980-\u09ff"
 TAMIL = "\u0b80-\u0bff"
 TELUGU = "\u0c00-\u0c7f"

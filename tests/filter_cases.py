@@ -21,7 +21,7 @@ def _row(completion: str, think_format: str, domain: str, prompt: str, **extra: 
             "think_format": s.think_format, "domain": domain, "prompt": prompt, **extra}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_all(data: Path) -> dict[str, dict[str, Any]]:
     """key → input row, for every trace of the three R1-distill/QwQ/Sky-T1 sources."""
     out: dict[str, dict[str, Any]] = {}
