@@ -110,17 +110,27 @@ def _pending_sql(rescore: bool) -> str:
     """
 
 
-def _batches(ws: Workspace, sql: str, params: dict[str, Any], size: int, limit: int | None) -> Iterator[list[dict[str, Any]]]:
-    """Stream query results as lists of row dicts, `size` at a time (bounded memory)."""
+def _batches(ws: Workspace, sql: str, params: dict[str, Any], size: int, limit: int | None,
+             keep_together: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Stream query results as lists of `size` row dicts (bounded memory).
+
+    `keep_together`: a column whose equal values never straddle two batches (the query must be
+    ordered by it), so per-trace accounting sees all of a trace's rows at once.
+    """
     con = ws.connect()
     try:
         if limit is not None:
             sql = f"select * from ({sql}) limit {int(limit)}"
         reader = con.sql(sql, params=params).to_arrow_reader(size)
+        buf: list[dict[str, Any]] = []
         for rb in reader:
-            rows = rb.to_pylist()
-            for i in range(0, len(rows), size):
-                yield rows[i:i + size]
+            for row in rb.to_pylist():
+                if len(buf) >= size and (keep_together is None or buf[-1][keep_together] != row[keep_together]):
+                    yield buf
+                    buf = []
+                buf.append(row)
+        if buf:
+            yield buf
     finally:
         con.close()
 
@@ -161,8 +171,8 @@ def run_filter(ws: Workspace, cfg: PipelineConfig, only: str | None = None, reth
     with run:
         if rethreshold:
             sql = ("select trace_id, filter, scores::varchar as scores from filter_results "
-                   "where list_contains($names, filter)")
-            for batch in _batches(ws, sql, {"names": names}, max(fc.batch_size, 5000), limit):
+                   "where list_contains($names, filter) order by trace_id")
+            for batch in _batches(ws, sql, {"names": names}, max(fc.batch_size, 5000), limit, keep_together="trace_id"):
                 rows = []
                 for r in batch:
                     spec = get_filter(r["filter"])
