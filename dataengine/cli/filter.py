@@ -127,7 +127,6 @@ def sample(ctx: click.Context, reason: str, n: int, filter_name: str | None, con
       dataengine sql --query filter_reasons
     """
     from rich.console import Console
-    from rich.panel import Panel
     from rich.text import Text
 
     from dataengine.filter_tuning import known_reasons, rejected_samples
@@ -152,4 +151,7 @@ def sample(ctx: click.Context, reason: str, n: int, filter_name: str | None, con
             where = f"{smp.part} (no span recorded for this reason)"
         keys = {k: v for k, v in smp.scores.items() if k not in ("spans", "foreign_spans", "sanitized") and not isinstance(v, (dict, list))}
         summary = ", ".join(f"{k}={v}" for k, v in list(keys.items())[:12])
-        out.print(Panel(body, title=f"{smp.trace_id}  {smp.filter}:{smp.reason}  {where}", subtitle=summary[:200]))
+        out.rule(f"{smp.filter}:{smp.reason}")
+        out.print(Text(f"trace {smp.trace_id}  span {where}", style="bold"))
+        out.print(body)
+        out.print(Text(summary, style="dim"))
