@@ -89,7 +89,7 @@ STOPWORDS: dict[str, frozenset[str]] = {
                     "entonces si cuando hay ser son está tiene"),
     "fr": _words("le la les et est que de des un une du en pour pas par sur il elle nous on ce qui dans "
                     "avec plus mais ou donc si alors sont être avoir"),
-    "it": _words("il la le e è che di un una per non con del della gli sono si come ma se anche"),
+    "it": _words("il la le e è che di un una non con del della gli sono si come ma se anche"),
     "sw": _words("na ya wa kwa ni za la katika kila je kama lakini pia yake zake wake ana kuna alikuwa "
                  "hiyo huyo hii huu kwamba baada kabla ngapi jumla zaidi kuwa huwa ikiwa moja mbili nusu siku"),
     "pt": _words("o a os as e é que de um uma para não com do da dos das se por mas como são está"),
@@ -242,6 +242,13 @@ class _Params:
     max_spans: int = 20
 
 
+def stopword_vote(words: Sequence[str], min_hits: int = 2, min_share: float = 0.1) -> str | None:
+    """The language whose function words clearly dominate lower-cased `words`, or None."""
+    hits = sorted(((sum(map(sw.__contains__, words)), lang) for lang, sw in STOPWORDS.items()), reverse=True)
+    (best, lang), (second, _) = hits[0], hits[1]
+    return lang if best >= min_hits and best >= min_share * len(words) and best >= 2 * second else None
+
+
 def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confidence: float = 0.4) -> str | None:
     """The language of a prompt or any short text (None when it has no letters).
 
@@ -263,11 +270,10 @@ def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confide
     latin = [w.lower() for w in WORD2_RE.findall(masked)]
     if latin and not NON_LATIN_LETTER_RE.search(masked):
         # Function words settle short Latin texts the model reads badly ("What comes next:
-        # OTTFFSSE" is Italian to lid.176): the language whose function words clearly dominate.
-        hits = sorted(((sum(map(sw.__contains__, latin)), lang) for lang, sw in STOPWORDS.items()), reverse=True)
-        (best, lang), (second, _) = hits[0], hits[1]
-        if best >= 2 and best >= 0.1 * len(latin) and best >= 2 * second:
-            return lang
+        # OTTFFSSE" is Italian to lid.176).
+        vote = stopword_vote(latin)
+        if vote:
+            return vote
     # Too few words (a LaTeX-only problem statement) or an unsure model: no answer, and the
     # caller falls back to the reasoning's own language.
     if len(latin) < 3 and not NON_LATIN_LETTER_RE.search(masked):
@@ -310,6 +316,9 @@ def _score_batch(inputs: Sequence[FilterInput], p: _Params) -> list[dict[str, An
     labels = langid.predict([j.part.text[j.start:j.end] for j in jobs], p.min_confidence, p.backend)
     for job, lab in zip(jobs, labels):
         lang = lab if lab is not None else job.fallback
+        if lab is None and job.provisional:
+            # The model is unsure (lid.176 is weak on Swahili): function words may still tell.
+            lang = stopword_vote([w.lower() for w in WORD2_RE.findall(job.part.text, job.start, job.end)], 3, 0.2)
         if lang is None or lang == job.part.target:
             if not job.provisional:
                 job.part.target_words += job.words

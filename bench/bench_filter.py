@@ -1,0 +1,180 @@
+"""Filter stack throughput (traces/s, MB/s per core, 1 → 2 processes) against the baseline the
+issue names: fastText language ID called once per sentence from a Python loop. Then the
+language-mixing filter's precision and recall on the labelled cases assembled from real data.
+
+Input: every R1-distill / QwQ / Sky-T1 trace in ../shared/data (4,570 traces, ~22 MB), repeated
+`--repeat` times. MB are UTF-8 bytes of the completion.
+
+    python bench/bench_filter.py --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from _harness import ROOT, SHARED_DATA, print_table, run_isolated
+
+LOAD = f"""
+import sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from pathlib import Path
+from filter_cases import load_all
+ROWS = [r for r in load_all(Path({str(SHARED_DATA)!r})).values()] * REPEAT
+MB = sum(len(r["completion"].encode("utf-8")) for r in ROWS) / 1e6
+"""
+
+BASELINE = """
+import re, fasttext
+from filters.langid import model_path
+m = fasttext.load_model(model_path())
+T0 = time.perf_counter()
+n = 0
+for r in ROWS:
+    for sent in re.split(r"(?<=[.!?])\\s+|\\n+", r["completion"]):
+        if sent.strip():
+            m.predict(sent)
+            n += 1
+RESULT.update(seconds=time.perf_counter() - T0, traces=len(ROWS), mb=MB, sentences=n)
+"""
+
+STACK = """
+from filters import run_filters
+from filters.langid import predict
+predict(["warm up the model"])  # model load is not scoring
+NAMES = {names!r}
+T0 = time.perf_counter()
+for i in range(0, len(ROWS), 500):
+    run_filters(ROWS[i:i + 500], NAMES)
+RESULT.update(seconds=time.perf_counter() - T0, traces=len(ROWS), mb=MB)
+"""
+
+POOL = """
+import multiprocessing as mp
+from filters import run_filters
+def work(batch):
+    run_filters(batch)
+    return len(batch)
+# fork: the workers inherit ROWS, as the stage's workers receive batches already in memory
+with mp.get_context("fork").Pool({procs}) as pool:
+    pool.map(work, [ROWS[:50]] * {procs})  # start workers, load the model: not scoring
+    T0 = time.perf_counter()
+    done = sum(pool.imap_unordered(work, [ROWS[i:i + 250] for i in range(0, len(ROWS), 250)]))
+    RESULT.update(seconds=time.perf_counter() - T0, traces=done, mb=MB)
+"""
+
+STAGE = """
+from dataengine.config import load_config_dict
+from dataengine.filter_stage import run_filter
+from dataengine.ingest import IngestOptions, ingest
+from dataengine.store import Workspace
+ws = Workspace.init({ws!r})
+ingest(ws, {src!r}, IngestOptions(mapping={{"prompt": "question", "completion": "response"}},
+                                   think_format="prompt_opened", domain="math"))
+T0 = time.perf_counter()
+res = run_filter(ws, load_config_dict({{"filter": {{"processes": {procs}, "batch_size": 250}}}}))
+RESULT.update(seconds=time.perf_counter() - T0, traces=res["in"], mb=MB_STAGE)
+"""
+
+
+def _rate(m, per_core: int = 1) -> tuple[float, float]:
+    r = m.result
+    return r["traces"] / m.seconds / per_core, r["mb"] / m.seconds / per_core
+
+
+def throughput(repeat: int) -> None:
+    load = LOAD.replace("REPEAT", str(repeat))
+    base = run_isolated(load + BASELINE)
+    base_tps, base_mbs = _rate(base)
+    rows = [("input", f"{base.result['traces']} traces, {base.result['mb']:.1f} MB", "real R1-distill/QwQ/Sky-T1 traces"),
+            ("baseline: fastText per sentence, Python loop", f"{base_mbs:.2f} MB/s", f"1.00x ({base.result['sentences']} sentences, {base_tps:.0f} traces/s)")]
+    for names, label in ((["format"], "format only"), (["readability"], "readability only"),
+                         (["language_mixing"], "language_mixing only")):
+        m = run_isolated(load + STACK.format(names=names))
+        _t, mbs = _rate(m)
+        rows.append((f"{label}, 1 process", f"{mbs:.2f} MB/s", f"{mbs / base_mbs:.2f}x"))
+    full1 = run_isolated(load + STACK.format(names=["format", "readability", "language_mixing"]))
+    t1, mb1 = _rate(full1)
+    rows.append(("full stack, 1 process", f"{mb1:.2f} MB/s/core", f"{mb1 / base_mbs:.2f}x ({t1:.0f} traces/s, peak RSS {full1.peak_rss_mb:.0f} MB)"))
+    full2 = run_isolated(load + POOL.format(procs=2))
+    t2, mb2 = _rate(full2)
+    rows.append(("full stack, 2 processes", f"{mb2:.2f} MB/s", f"{mb2 / base_mbs:.2f}x ({t2:.0f} traces/s; scaling 1→2: {mb2 / mb1:.2f}x)"))
+    rows.append(("full stack, 2 processes, per core", f"{mb2 / 2:.2f} MB/s/core", f"{mb2 / 2 / base_mbs:.2f}x"))
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-filter-"))
+    try:
+        src = SHARED_DATA / "traces" / "thinking_llms_interp" / "r1distill_qwq_benchmark_traces.jsonl"
+        mb_stage = sum(len(json.loads(x)["response"].encode()) for x in open(src, encoding="utf-8")) / 1e6
+        stage = run_isolated(f"MB_STAGE = {mb_stage}\n" + STAGE.format(ws=str(tmp / "ws"), src=str(src), procs=2))
+        ts, ms = _rate(stage)
+        rows.append(("stage (DuckDB in, Parquet out), 2 processes", f"{ms:.2f} MB/s", f"{ms / base_mbs:.2f}x ({ts:.0f} traces/s, {stage.result['traces']} traces)"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    goal_mb = 800_000 * 20_000 / 1e6
+    rows.append(("800k x 20 KB at the 2-process rate", f"{goal_mb / mb2 / 60:.0f} min", f"goal: 10 min (needs {goal_mb / 600 / 2:.1f} MB/s/core)"))
+    print_table("filter stack throughput (this machine: 2 cores shared with other jobs)", rows)
+
+
+def quality() -> None:
+    m = run_isolated(f"""
+import sys, json, re
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from pathlib import Path
+from filter_cases import load_all
+from filters import run_filters
+D = Path({str(SHARED_DATA)!r})
+traces = load_all(D)
+known = {{"sky:aime24__Sky-T1-math-reflection-1.0-32B/4/0", "llama:215", "qwq:gsm8k/qwen/QwQ-32B/131"}}
+cases = [(r, r["key"] in known, "R1-distill/QwQ/Sky-T1 traces (README: 3 real cases)") for r in traces.values()]
+en = json.loads((D / "sft/alpaca_en_demo_llamafactory.json").read_text("utf-8"))
+for e in en:
+    p = e["instruction"] + e["input"]
+    # Labelled by hand after reading the three "into Spanish" tasks: two answer in Spanish only
+    # (mixed with respect to the English prompt), the third answers in English.
+    cases.append(({{"prompt": p, "reasoning": e["output"], "answer": e["output"]}},
+                  e["output"].startswith(('"No hay', '"La vida')), "alpaca_en (answers in Spanish = mixed)"))
+kk = json.loads((D / "benchmarks/multilingual/knights_knaves_3ppl/kk_zh_3ppl_train.json").read_text("utf-8"))
+cases += [({{"prompt": e["quiz"], "reasoning": e["quiz"], "answer": e["solution_text_format"]}}, False, "pure Chinese") for e in kk]
+zh = json.loads((D / "sft/alpaca_zh_demo_llamafactory.json").read_text("utf-8"))
+cases += [({{"prompt": e["instruction"] + e["input"], "reasoning": e["output"], "answer": e["output"]}}, False, "pure Chinese")
+          for e in zh if not re.search("[A-Za-z]", e["instruction"] + e["input"] + e["output"])]
+langs = ["bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh"]
+mgsm = {{l: [x.split("\\t")[0] for x in (D / f"benchmarks/multilingual/mgsm/mgsm_{{l}}.tsv").read_text("utf-8").splitlines()] for l in langs}}
+cases += [({{"prompt": q, "reasoning": q, "answer": q}}, False, "MGSM, own language") for l in langs for q in mgsm[l][:40]]
+base = [r for r in traces.values() if r["key"].startswith("qwq:gsm8k")][:50]
+for i, r in enumerate(base):
+    other = langs[i % len(langs)] if langs[i % len(langs)] != "en" else "de"
+    mixed = r["reasoning"] + "\\n\\n" + mgsm[other][100 + i] + "\\n\\n" + "So that settles it."
+    cases.append((dict(r, reasoning=mixed), True, "English CoT + one MGSM sentence of another language"))
+res = run_filters([c[0] for c in cases], ["language_mixing"])
+out = {{}}
+for (row, label, group), r in zip(cases, res):
+    flagged = not r["language_mixing"].passed
+    g = out.setdefault(group, [0, 0, 0, 0])  # tp fp fn tn
+    g[0 if flagged and label else 1 if flagged else 2 if label else 3] += 1
+RESULT["groups"] = out
+""")
+    groups = m.result["groups"]
+    tp, fp, fn, tn = (sum(g[i] for g in groups.values()) for i in range(4))
+    rows = [(group, f"tp {g[0]} fp {g[1]} fn {g[2]} tn {g[3]}", f"n={sum(g)}") for group, g in groups.items()]
+    rows.append(("all labelled cases: precision", f"{tp / max(tp + fp, 1):.3f}", f"recall {tp / max(tp + fn, 1):.3f} (tp {tp}, fp {fp}, fn {fn}, tn {tn})"))
+    print_table("language_mixing on labelled cases", rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=1, help="times the 22 MB of real traces are scored")
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--quality-only", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_quality:
+        quality()
+    if not args.quality_only:
+        throughput(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
