@@ -193,7 +193,9 @@ def run_filter(ws: Workspace, cfg: PipelineConfig, only: str | None = None, reth
             "reasons": dict(reasons.most_common()), "seconds": round(seconds, 3),
             "mb_per_s": round(text_bytes / 1e6 / seconds, 3) if seconds and text_bytes else None,
         }
-        run.finish({k: v for k, v in counts.items() if isinstance(v, int)})
+        # The runs row keeps the integer counts and one `rejected:<filter>:<reason>` count per reason.
+        run.finish({**{k: v for k, v in counts.items() if isinstance(v, int)},
+                    **{f"rejected:{k}": v for k, v in reasons.items()}})
     return {"run_id": run.run_id, "filters": names, "config_hash": config_hash, **counts}
 
 
