@@ -188,6 +188,63 @@ RESULT["groups"] = out
     print_table("language_mixing on labelled cases", rows)
 
 
+def planted() -> None:
+    """Precision/recall per planted defect of the simulated engine (synthetic text written by this
+    project, labelled at generation time) — a second, larger labelled set beside the real one."""
+    m = run_isolated("""
+import random
+from dataengine.demo_problems import make_problem
+from dataengine.engines.base import GenerationRequest, SamplingParams
+from dataengine.engines.simulated import SimulatedEngine
+from dataengine.records import split_completion
+from filters import run_filters
+rng = random.Random(0)
+eng = SimulatedEngine(seed=0, defect_rates={"language_mixing": 0.1, "unclosed_think": 0.1, "long_paragraph": 0.1,
+                                            "code_block": 0.1, "repetition_loop": 0.1})
+reqs = [GenerationRequest(f"r{i}", prompt=make_problem(rng).text, params=SamplingParams(n=2, max_tokens=8192)) for i in range(600)]
+rows, labels = [], []
+for res in eng.generate(reqs):
+    for c in res.completions:
+        s = split_completion(c.text, "think")
+        rows.append({"completion": c.text, "reasoning": s.reasoning, "answer": s.answer, "think_closed": s.think_closed,
+                     "think_format": s.think_format, "finish_reason": c.finish_reason, "domain": "math", "language": "en"})
+        labels.append(set(c.metadata["planted_defects"]))
+res = run_filters(rows)
+# Each check on its own (decide is cheap; the first-failure reason would hide a second defect).
+# Repetition loops are also cut off (finish_reason length) and one long paragraph, so a
+# truncation or long-paragraph hit on a planted loop is the symptom, counted as "overlap".
+CHECK = {
+    "language_mixing": lambda r: not r["language_mixing"].passed,
+    "long_paragraph": lambda r: r["readability"].scores["longest_paragraph_words"] > 300,
+    "code_block": lambda r: r["readability"].scores["code_blocks"] > 0,
+    "repetition_loop": lambda r: r["readability"].scores["top_line_repeats"] > 20,
+    "unclosed_think": lambda r: r["format"].reason in ("think_not_closed", "truncated_length"),
+}
+SAME_SYMPTOM = {"long_paragraph": {"repetition_loop"}, "unclosed_think": {"repetition_loop"}}
+out = {}
+for defect, hit_of in CHECK.items():
+    tp = fp = fn = overlap = 0
+    for lab, r in zip(labels, res):
+        hit = hit_of(r)
+        if hit and defect in lab:
+            tp += 1
+        elif hit and lab & SAME_SYMPTOM.get(defect, set()):
+            overlap += 1
+        elif hit:
+            fp += 1
+        elif defect in lab:
+            fn += 1
+    out[defect] = (tp, fp, fn, overlap)
+RESULT["out"] = out
+RESULT["n"] = len(rows)
+""")
+    rows = []
+    for defect, (tp, fp, fn, overlap) in m.result["out"].items():
+        rows.append((defect, f"P {tp / max(tp + fp, 1):.3f} R {tp / max(tp + fn, 1):.3f}",
+                     f"tp {tp} fp {fp} fn {fn} (+{overlap} hits on planted loops with the same symptom)"))
+    print_table(f"planted defects of the simulated engine ({m.result['n']} synthetic traces, not model output)", rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=1, help="times the 22 MB of real traces are scored")
@@ -196,6 +253,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.skip_quality:
         quality()
+        planted()
     if not args.quality_only:
         throughput(args.repeat)
 

@@ -19,6 +19,7 @@ Gopher", Appendix A, Table A1 (the same values datatrove's GopherRepetitionFilte
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
-from filters.text import CJK_CHAR_RE, FENCE_LINE_RE, count_words, mask_non_prose, paragraphs, safe_text
+from filters.text import CJK_CHAR_RE, count_words, mask_non_prose, paragraphs, safe_text
 
 # Self-reflection markers of long chain-of-thought ("aha" phrases): fine in moderation, a loop
 # when they dominate. Counted with str.count on lower-cased text (C speed, no regex).
+_FENCE_RE = re.compile("```")
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 REFLECTION_PHRASES = ("wait", "hmm", "let me check", "let me verify", "double-check", "let me recheck",
                       "alternatively", "let me re-examine", "let me recalculate", "等等", "让我再", "再检查")
 
@@ -44,7 +47,7 @@ class ReadabilityThresholds(Thresholds):
     max_paragraph_words: int | None = field(default=300, metadata={"help": "longest reasoning paragraph, in words (CJK per character)"})
     max_code_blocks: int | None = field(default=0, metadata={"help": "fenced code blocks allowed in the reasoning outside code_domains (R1: drop CoT with code blocks)"})
     code_domains: list[str] = field(default_factory=lambda: ["code"], metadata={"help": "domains where code blocks in the reasoning are fine"})
-    max_line_repeats: int | None = field(default=20, metadata={"help": "times one line (or its first 8 words) may repeat: more is a repetition loop"})
+    max_line_repeats: int | None = field(default=20, metadata={"help": "times one sentence or line (or its first 8 words) may repeat: more is a repetition loop"})
     max_dup_line_frac: float | None = field(default=0.3, metadata={"help": "duplicate lines / lines (Gopher 0.30)"})
     max_dup_line_char_frac: float | None = field(default=0.2, metadata={"help": "chars in duplicate lines / chars (Gopher 0.20)"})
     max_dup_para_frac: float | None = field(default=0.3, metadata={"help": "duplicate paragraphs / paragraphs (Gopher 0.30)"})
@@ -167,7 +170,8 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     s["longest_paragraph_words"] = longest
     if lspan:
         s["spans"]["longest_paragraph"] = lspan
-    fences = [m.start() for m in FENCE_LINE_RE.finditer(reasoning)] if "```" in reasoning else []
+    # Any ``` counts, not only at a line start: a CoT flattened into one paragraph keeps its code.
+    fences = [m.start() for m in _FENCE_RE.finditer(reasoning)] if "```" in reasoning else []
     s["code_blocks"] = (len(fences) + 1) // 2
     if fences:
         s["spans"]["code_block"] = ["reasoning", fences[0], fences[1] + 3 if len(fences) > 1 else len(reasoning)]
@@ -182,7 +186,9 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     # Repetition loop: the most repeated line, or line opening (first 8 words) among lines of at
     # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
     # endings vary.
-    long_lines = [ln for ln in lines if ln.count(" ") >= 4]  # loops are sentences, not "x = 2"
+    # Loops are sentences of 5+ words (not "x = 2"), repeated on their own lines or inside one
+    # paragraph, so count sentences rather than lines.
+    long_lines = [x for x in (y.strip() for y in _SENTENCE_SPLIT_RE.split(reasoning)) if x.count(" ") >= 4]
     top_line, top_count = ("", 0)
     if long_lines:
         c = Counter(long_lines)
