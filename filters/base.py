@@ -151,7 +151,7 @@ def score_batch(spec: FilterSpec, inputs: Sequence[FilterInput], **params: Any) 
             except Exception as e:  # noqa: BLE001
                 out.append({
                     "error": f"{type(e).__name__}: {e}",
-                    "traceback": traceback.format_exc(limit=3)[-2000:],
+                    "traceback": traceback.format_exc(limit=-4)[-2000:],  # the innermost frames
                     "domain": inp.domain if isinstance(inp.domain, str) else None,
                     "language": inp.language if isinstance(inp.language, str) else None,
                 })

@@ -47,7 +47,7 @@ class ReadabilityThresholds(Thresholds):
     max_paragraph_words: int | None = field(default=300, metadata={"help": "longest reasoning paragraph, in words (CJK per character)"})
     max_code_blocks: int | None = field(default=0, metadata={"help": "fenced code blocks allowed in the reasoning outside code_domains (R1: drop CoT with code blocks)"})
     code_domains: list[str] = field(default_factory=lambda: ["code"], metadata={"help": "domains where code blocks in the reasoning are fine"})
-    max_line_repeats: int | None = field(default=20, metadata={"help": "times one sentence or line (or its first 8 words) may repeat: more is a repetition loop"})
+    max_line_repeats: int | None = field(default=20, metadata={"help": "times one sentence (or its first 48 characters) may repeat: more is a repetition loop"})
     max_dup_line_frac: float | None = field(default=0.3, metadata={"help": "duplicate lines / lines (Gopher 0.30)"})
     max_dup_line_char_frac: float | None = field(default=0.2, metadata={"help": "chars in duplicate lines / chars (Gopher 0.20)"})
     max_dup_para_frac: float | None = field(default=0.3, metadata={"help": "duplicate paragraphs / paragraphs (Gopher 0.30)"})
@@ -183,7 +183,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines)
     paras = [reasoning[a:b].strip() for a, b in para_spans]
     s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras)
-    # Repetition loop: the most repeated line, or line opening (first 8 words) among lines of at
+    # Repetition loop: the most repeated line, or opening (first 48 characters) among sentences of at
     # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
     # endings vary.
     # Loops are sentences of 5+ words (not "x = 2"), repeated on their own lines or inside one
@@ -193,8 +193,9 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     if long_lines:
         c = Counter(long_lines)
         top_line, top_count = c.most_common(1)[0]
-        heads = Counter(" ".join(ln.split()[:8]) for ln in long_lines)
-        h, hc = heads.most_common(1)[0]
+        # Openings: the first 48 characters ("Alternatively, perhaps I need to consider that …")
+        heads = Counter(ln[:48] for ln in long_lines if len(ln) > 60)
+        h, hc = heads.most_common(1)[0] if heads else ("", 0)
         if hc > top_count:
             top_line, top_count = h, hc
     s["top_line_repeats"] = top_count

@@ -81,9 +81,11 @@ def test_known_language_mixing_spans_name_the_language_and_where(shared_data):
     assert s["reasoning_share"] > 0.99  # four characters in ~1,000 words: the share alone misses it
 
 
-def test_language_mixing_has_no_false_alarm_on_all_real_english_traces(shared_data):
+def test_all_real_traces_get_verdicts_and_language_mixing_has_no_false_alarm(shared_data):
     rows = list(load_all(shared_data).values())
-    res = run_filters(rows, ["language_mixing"])
+    res = run_filters(rows)
+    errors = [(r["key"], n, x[n].scores.get("error")) for r, x in zip(rows, res) for n in x if x[n].reason == "filter_error"]
+    assert not errors
     flagged = sorted(r["key"] for r, x in zip(rows, res) if not x["language_mixing"].passed)
     assert flagged == sorted([
         "sky:aime24__Sky-T1-math-reflection-1.0-32B/4/0", "llama:215", "qwq:gsm8k/qwen/QwQ-32B/131",
