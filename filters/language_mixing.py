@@ -32,8 +32,10 @@ from typing import Any
 from filters import langid
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
 from filters.text import (
+    LATIN_MATH_ONLY_RE,
     LATIN_WORD_RE,
     NON_LATIN_LETTER_RE,
+    PROSE_WORD_RE,
     TOKEN_RE,
     WORD2_RE,
     mask_non_prose,
@@ -164,12 +166,16 @@ class _Job:
     cross: bool
     fallback: str | None  # label when the model is unsure; None → count as target
     provisional: bool = False  # words already counted as target: move them if labelled foreign
+    sample: str = ""  # the (masked) text the model reads; default: the span of the part's text
 
 
 def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> None:
-    masked = mask_non_prose(part.text)
     target_script = _LANG_SCRIPT.get(target, "latin")
     stop = STOPWORDS.get(target)
+    if target_script == "latin" and not LATIN_MATH_ONLY_RE.search(part.text):
+        _label_latin_fast(part, stop, params, jobs)
+        return
+    masked = mask_non_prose(part.text)
     has_kana_anywhere = None
     lowered: str | None = None
     for script, a, b, words, has_kana in _regions(masked):
@@ -209,6 +215,28 @@ def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> 
         else:
             lang = SCRIPT_LANGS.get(script, ("und",))[0]
         part.add_foreign(lang, a, b, words, True)
+
+
+def _label_latin_fast(part: _Part, stop: frozenset[str] | None, params: _Params, jobs: list[_Job]) -> None:
+    """The common case — Latin-script target, no letters of other scripts except Greek and
+    math symbols — on the raw text: no masking pass. Words are Latin runs of 2+ letters not
+    preceded by a backslash or letter (so `\\frac` is no word, numbers never are); only a
+    paragraph whose function words do not vouch for it is masked and sent to the model."""
+    text = part.text
+    lowered = text.lower()
+    for pa, pb in paragraphs(text):
+        toks = PROSE_WORD_RE.findall(lowered, pa, pb)
+        n = len(toks)
+        part.target_words += n
+        if n < params.min_segment_words:
+            continue
+        if stop is not None and sum(map(stop.__contains__, toks)) >= params.stopword_share * n:
+            continue
+        masked = mask_non_prose(text[pa:pb])
+        for sa, sb in sentences(masked, 0, len(masked)):
+            m = len(PROSE_WORD_RE.findall(masked, sa, sb))
+            if m >= params.min_segment_words:
+                jobs.append(_Job(part, pa + sa, pa + sb, m, False, None, provisional=True, sample=masked[sa:sb]))
 
 
 def _label_latin(part: _Part, masked: str, lowered: str, a: int, b: int, stop: frozenset[str] | None,
@@ -313,7 +341,7 @@ def _score_batch(inputs: Sequence[FilterInput], p: _Params) -> list[dict[str, An
         states.append((inp, target, source, parts, sorted(set(f1 + f2)), truncated))
 
     # One model call for every segment of the batch.
-    labels = langid.predict([j.part.text[j.start:j.end] for j in jobs], p.min_confidence, p.backend)
+    labels = langid.predict([j.sample or j.part.text[j.start:j.end] for j in jobs], p.min_confidence, p.backend)
     for job, lab in zip(jobs, labels):
         lang = lab if lab is not None else job.fallback
         if lab is None and job.provisional:
