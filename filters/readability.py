@@ -102,7 +102,9 @@ def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
                 # Most frequent n-gram per document (ties: the longer one), as count << 20 | chars.
                 key = counts[codes] * (1 << 20) + np.minimum(glen[valid], (1 << 20) - 1)
                 best = np.zeros(len(docs), dtype=np.int64)
-                np.maximum.at(best, d, key)
+                # d is sorted (documents are contiguous): reduceat per document, not the slow ufunc.at
+                starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+                best[d[starts]] = np.maximum.reduceat(key, starts)
                 cnt, chars = best >> 20, best & ((1 << 20) - 1)
                 frac = np.where(cnt > 1, cnt * chars / total_chars, 0.0)
                 for i in np.nonzero(frac)[0]:
@@ -112,9 +114,8 @@ def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
                 first = np.ones(len(codes), dtype=bool)
                 first[1:] = codes[1:] > running[:-1]
                 rep = valid[~first]  # start of a repeated 5-gram
-                cover = np.zeros(total_words + n + 1, dtype=np.int64)
-                np.add.at(cover, rep, 1)
-                np.add.at(cover, rep + n, -1)
+                size = total_words + n + 1
+                cover = np.bincount(rep, minlength=size) - np.bincount(rep + n, minlength=size)
                 covered = np.cumsum(cover)[:total_words] > 0
                 dup_chars = np.bincount(doc, weights=lens * covered, minlength=len(docs))
                 for i in np.nonzero(dup_chars)[0]:
