@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "dataengine.cli.core",
     "dataengine.cli.ingest",
     "dataengine.cli.generate",
+    "dataengine.cli.filter",
     "dataengine.cli.dedup",
     "dataengine.cli.mix",
 ]
