@@ -1,0 +1,186 @@
+"""A process pool with a hard per-item deadline and worker recycling: it never hangs.
+
+Why not `concurrent.futures.ProcessPoolExecutor`: it cannot cancel a running item, so one sympy
+call that never returns blocks the pool forever. Here the parent hands one item at a time to each
+worker over a pipe and waits with a deadline; a worker past its deadline is killed and replaced,
+and its item gets a `timeout` outcome. A worker that dies (OOM, segfault) gives an `error`
+outcome for its item only. Workers are recycled after `max_tasks_per_worker` items so caches and
+leaks inside libraries stay bounded.
+
+The task function is named by import path (`"package.module:function"`), so workers started with
+`spawn` import it themselves; it takes one picklable item and returns a picklable value.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one item: `status` is `ok`, `timeout` or `error`."""
+
+    status: str
+    value: Any = None
+    error: str | None = None
+
+
+def _resolve(path: str) -> Callable[[Any], Any]:
+    mod, _, attr = path.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _worker_main(conn: Connection, func_path: str) -> None:
+    func = _resolve(func_path)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        idx, item = msg
+        try:
+            reply = (idx, "ok", func(item), None)
+        except BaseException as e:  # noqa: BLE001 - reported back as this item's error verdict
+            reply = (idx, "error", None, f"{type(e).__name__}: {e}")
+        conn.send(reply)
+
+
+class _Worker:
+    def __init__(self, ctx: Any, func_path: str):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, func_path), daemon=True)
+        self.proc.start()
+        child.close()
+        self.tasks = 0
+        self.item: int | None = None
+        self.started = 0.0
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.proc.kill()
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+class DeadlinePool:
+    """`map(items)` → one `Outcome` per item, in order, each within `deadline_s` of starting.
+
+    >>> with DeadlinePool("math:sqrt", workers=1, deadline_s=5) as pool:   # doctest: +SKIP
+    ...     [o.value for o in pool.map([4, 9])]
+    [2.0, 3.0]
+    """
+
+    def __init__(
+        self,
+        func_path: str,
+        workers: int = 1,
+        deadline_s: float = 10.0,
+        max_tasks_per_worker: int = 1000,
+        start_method: str = "spawn",
+    ):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0")
+        self.func_path = func_path
+        self.n_workers = workers
+        self.deadline_s = deadline_s
+        self.max_tasks = max_tasks_per_worker
+        # spawn: the parent may hold threads (DuckDB, HTTP clients); forking those is unsafe.
+        self._ctx = mp.get_context(start_method)
+        self._workers: list[_Worker] = []
+        self.stats = {"timeouts": 0, "crashes": 0, "recycled": 0}
+
+    def _ensure_workers(self) -> None:
+        while len(self._workers) < self.n_workers:
+            self._workers.append(_Worker(self._ctx, self.func_path))
+
+    def _replace(self, w: _Worker, kill: bool) -> _Worker:
+        i = self._workers.index(w)
+        w.stop(kill=kill)
+        self._workers[i] = _Worker(self._ctx, self.func_path)
+        return self._workers[i]
+
+    def map(self, items: Sequence[Any]) -> list[Outcome]:
+        self._ensure_workers()
+        results: list[Outcome | None] = [None] * len(items)
+        pending = deque(range(len(items)))
+        while pending or any(w.item is not None for w in self._workers):
+            for i in range(len(self._workers)):
+                w = self._workers[i]
+                if w.item is not None or not pending:
+                    continue
+                if w.tasks >= self.max_tasks:
+                    self.stats["recycled"] += 1
+                    w = self._replace(w, kill=False)
+                idx = pending.popleft()
+                try:
+                    w.conn.send((idx, items[idx]))
+                except OSError:
+                    # The worker died while idle: the item goes to a fresh one next round.
+                    pending.appendleft(idx)
+                    self._replace(w, kill=True)
+                    continue
+                w.item, w.started, w.tasks = idx, time.monotonic(), w.tasks + 1
+            busy = [w for w in self._workers if w.item is not None]
+            if not busy:
+                continue
+            now = time.monotonic()
+            wait_s = max(0.0, min(w.started + self.deadline_s for w in busy) - now)
+            ready = wait([w.conn for w in busy], timeout=wait_s)
+            for w in busy:
+                if w.conn in ready:
+                    try:
+                        idx, status, value, err = w.conn.recv()
+                    except (EOFError, OSError):
+                        code = w.proc.exitcode
+                        w.proc.join(timeout=1)
+                        results[w.item] = Outcome("error", error=f"worker_died exit={w.proc.exitcode if code is None else code}")
+                        self.stats["crashes"] += 1
+                        w.item = None
+                        self._replace(w, kill=True)
+                        continue
+                    results[idx] = Outcome(status, value, err)
+                    w.item = None
+            now = time.monotonic()
+            for w in list(self._workers):
+                if w.item is not None and now - w.started >= self.deadline_s:
+                    results[w.item] = Outcome("timeout", error=f"no result within {self.deadline_s:g}s; worker killed")
+                    self.stats["timeouts"] += 1
+                    w.item = None
+                    self._replace(w, kill=True)
+        return [r if r is not None else Outcome("error", error="lost") for r in results]
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.stop(kill=w.item is not None)
+        self._workers = []
+
+    def __enter__(self) -> DeadlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a forgotten pool must not leave processes behind
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown; nothing left to report to
+            pass
