@@ -382,6 +382,12 @@ def _grade_with_deadline(gold: str, answer_text: str, opts: MathOptions, timeout
         return VerifyResult("error", None, {"reason": "exception", "error": f"{type(e).__name__}: {e}"[:500]})
 
 
+def _pool_init() -> None:
+    """Import and warm Math-Verify (latex2sympy's grammar) before the worker takes items."""
+    _quiet_math_verify()
+    _parse_gold("1", ("latex", "expr"))
+
+
 def _pool_task(item: tuple[str, str, dict[str, Any], float]) -> tuple[str, str | None, dict[str, Any]]:
     """Runs in a `DeadlinePool` worker (main thread there, so signals work)."""
     gold, answer_text, opts_d, timeout_s = item
@@ -413,7 +419,9 @@ def grade_math(
     global _shared_pool
     with _shared_lock:
         if _shared_pool is None:
-            _shared_pool = DeadlinePool(f"{__name__}:_pool_task", workers=1, deadline_s=timeout_s * 2 + 5)
+            _shared_pool = DeadlinePool(
+                f"{__name__}:_pool_task", workers=1, deadline_s=timeout_s * 2 + 5, init_path=f"{__name__}:_pool_init"
+            )
         out = _shared_pool.map([(gold, answer_text, _opts_dict(opts), timeout_s)])[0]
     return _from_outcome(out)
 
@@ -463,6 +471,7 @@ class MathVerifier:
                 workers=self.workers,
                 deadline_s=self.timeout_s * 2 + 2,
                 max_tasks_per_worker=self.max_tasks_per_worker,
+                init_path=f"{__name__}:_pool_init",
             )
         return self._pool
 

@@ -37,8 +37,13 @@ def _resolve(path: str) -> Callable[[Any], Any]:
     return getattr(importlib.import_module(mod), attr)
 
 
-def _worker_main(conn: Connection, func_path: str) -> None:
+def _worker_main(conn: Connection, func_path: str, init_path: str | None) -> None:
     func = _resolve(func_path)
+    if init_path:
+        _resolve(init_path)()
+    # Deadlines start when the worker is ready: importing sympy on a loaded machine can take
+    # longer than an item's deadline, and a pool that kills workers mid-import never progresses.
+    conn.send("ready")
     while True:
         try:
             msg = conn.recv()
@@ -55,11 +60,12 @@ def _worker_main(conn: Connection, func_path: str) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, func_path: str):
+    def __init__(self, ctx: Any, func_path: str, init_path: str | None):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, func_path), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, func_path, init_path), daemon=True)
         self.proc.start()
         child.close()
+        self.ready = False
         self.tasks = 0
         self.item: int | None = None
         self.started = 0.0
@@ -94,12 +100,16 @@ class DeadlinePool:
         deadline_s: float = 10.0,
         max_tasks_per_worker: int = 1000,
         start_method: str = "spawn",
+        init_path: str | None = None,
+        start_timeout_s: float = 300.0,
     ):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if deadline_s <= 0:
             raise ValueError("deadline_s must be > 0")
         self.func_path = func_path
+        self.init_path = init_path
+        self.start_timeout_s = start_timeout_s
         self.n_workers = workers
         self.deadline_s = deadline_s
         self.max_tasks = max_tasks_per_worker
@@ -110,13 +120,32 @@ class DeadlinePool:
 
     def _ensure_workers(self) -> None:
         while len(self._workers) < self.n_workers:
-            self._workers.append(_Worker(self._ctx, self.func_path))
+            self._workers.append(_Worker(self._ctx, self.func_path, self.init_path))
 
     def _replace(self, w: _Worker, kill: bool) -> _Worker:
         i = self._workers.index(w)
         w.stop(kill=kill)
-        self._workers[i] = _Worker(self._ctx, self.func_path)
+        self._workers[i] = _Worker(self._ctx, self.func_path, self.init_path)
         return self._workers[i]
+
+    def _take_ready(self, w: _Worker) -> None:
+        try:
+            msg = w.conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"pool worker for {self.func_path} died while starting (exit {w.proc.exitcode})") from None
+        if msg != "ready":
+            raise RuntimeError(f"pool worker sent {msg!r} instead of ready")
+        w.ready = True
+
+    def _await_ready(self) -> None:
+        """Block until at least one worker has started (a broken import fails loudly here)."""
+        starting = [w for w in self._workers if not w.ready]
+        ready = wait([w.conn for w in starting], timeout=self.start_timeout_s)
+        if not ready:
+            raise RuntimeError(f"no pool worker for {self.func_path} started within {self.start_timeout_s:g}s")
+        for w in starting:
+            if w.conn in ready:
+                self._take_ready(w)
 
     def map(self, items: Sequence[Any]) -> list[Outcome]:
         self._ensure_workers()
@@ -125,7 +154,7 @@ class DeadlinePool:
         while pending or any(w.item is not None for w in self._workers):
             for i in range(len(self._workers)):
                 w = self._workers[i]
-                if w.item is not None or not pending:
+                if w.item is not None or not pending or not w.ready:
                     continue
                 if w.tasks >= self.max_tasks:
                     self.stats["recycled"] += 1
@@ -139,12 +168,19 @@ class DeadlinePool:
                     self._replace(w, kill=True)
                     continue
                 w.item, w.started, w.tasks = idx, time.monotonic(), w.tasks + 1
+            if pending and not any(w.ready for w in self._workers):
+                self._await_ready()
+                continue
             busy = [w for w in self._workers if w.item is not None]
             if not busy:
                 continue
             now = time.monotonic()
             wait_s = max(0.0, min(w.started + self.deadline_s for w in busy) - now)
-            ready = wait([w.conn for w in busy], timeout=wait_s)
+            starting = [w for w in self._workers if not w.ready]
+            ready = wait([w.conn for w in busy + starting], timeout=wait_s)
+            for w in starting:
+                if w.conn in ready:
+                    self._take_ready(w)
             for w in busy:
                 if w.conn in ready:
                     try:
