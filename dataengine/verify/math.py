@@ -140,6 +140,11 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def _last_boxed_content(text: str) -> str | None:
+    boxes = _boxes(text)
+    return boxes[-1][2] if boxes else None
+
+
 def _last_box_cluster(text: str) -> tuple[int, int, list[str]] | None:
     boxes = _boxes(text)
     if not boxes:
@@ -370,7 +375,20 @@ def _grade_local(gold: str, answer_text: str, opts: MathOptions) -> VerifyResult
     return VerifyResult("correct" if ok else "incorrect", answer, details)
 
 
+_warm = False
+
+
+def _warm_up() -> None:
+    """Import Math-Verify and build latex2sympy's parser once, outside any item's deadline."""
+    global _warm
+    if not _warm:
+        _quiet_math_verify()
+        _parse_gold("1", ("latex", "expr"))
+        _warm = True
+
+
 def _grade_with_deadline(gold: str, answer_text: str, opts: MathOptions, timeout_s: float) -> VerifyResult:
+    _warm_up()
     try:
         with _deadline(timeout_s):
             return _grade_local(gold, answer_text, opts)
@@ -384,8 +402,7 @@ def _grade_with_deadline(gold: str, answer_text: str, opts: MathOptions, timeout
 
 def _pool_init() -> None:
     """Import and warm Math-Verify (latex2sympy's grammar) before the worker takes items."""
-    _quiet_math_verify()
-    _parse_gold("1", ("latex", "expr"))
+    _warm_up()
 
 
 def _pool_task(item: tuple[str, str, dict[str, Any], float]) -> tuple[str, str | None, dict[str, Any]]:
