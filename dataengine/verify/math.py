@@ -330,6 +330,30 @@ def _answer_string(pred: Sequence[Any], located: str | None, method: str) -> str
     return strs[-1] if strs else (str(pred[0]) if pred else None)
 
 
+_CHOICE_GOLD = re.compile(r"^\(?([A-E])\)?$")
+
+
+def _choice_letter(gold: str) -> str | None:
+    """`(C)` / `C` as a gold answer: a multiple-choice problem inside a math set (MATH-500 has
+    some); Math-Verify would compare `\\text{(C) Plane}` with `C` as symbols and fail."""
+    g = re.sub(r"\\text(?:bf)?\{(.*?)\}", r"\1", gold.strip().strip("$")).strip()
+    m = _CHOICE_GOLD.match(g)
+    return m.group(1) if m else None
+
+
+def _grade_choice(letter: str, text: str) -> VerifyResult:
+    boxed = _last_boxed_content(text)
+    phrase = _last_phrase(text)
+    target = boxed or (phrase[1] if phrase else None) or _last_formula(text) or text
+    t = re.sub(r"\\text(?:bf)?\{(.*?)\}", r"\1", target).strip()
+    m = re.match(r"^\(?([A-E])\)?(?:\s|$|[.:])", t) or re.search(r"\(([A-E])\)", t)
+    if m is None:
+        return VerifyResult("unparseable", boxed, {"reason": "no_choice_found", "method": "choice_letter"})
+    ok = m.group(1) == letter
+    return VerifyResult("correct" if ok else "incorrect", m.group(1),
+                        {"reason": "same_choice" if ok else "different_choice", "method": "choice_letter"})
+
+
 def _grade_local(gold: str, answer_text: str, opts: MathOptions) -> VerifyResult:
     """Grade in this thread, without any deadline (the caller owns it)."""
     from math_verify import verify
@@ -339,6 +363,9 @@ def _grade_local(gold: str, answer_text: str, opts: MathOptions) -> VerifyResult
         text = answer_part(answer_text)
     except ThinkNotClosed as e:
         return VerifyResult("unparseable", None, {"reason": "think_not_closed", "marker": str(e)})
+    letter = _choice_letter(gold)
+    if letter is not None:
+        return _grade_choice(letter, text)
     gold_parsed = _parse_gold(gold, opts.match_types)
     if not gold_parsed:
         return VerifyResult("error", None, {"reason": "gold_unparseable", "gold": gold[:200]})
