@@ -157,8 +157,10 @@ class DeadlinePool:
                 if w.item is not None or not pending or not w.ready:
                     continue
                 if w.tasks >= self.max_tasks:
+                    # The replacement takes items once it reports ready.
                     self.stats["recycled"] += 1
-                    w = self._replace(w, kill=False)
+                    self._replace(w, kill=False)
+                    continue
                 idx = pending.popleft()
                 try:
                     w.conn.send((idx, items[idx]))
