@@ -27,3 +27,14 @@ class VerifyResult:
     @property
     def correct(self) -> bool:
         return self.verdict == "correct"
+
+
+def query_rows(ws: Any, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of a read-only workspace query as dicts."""
+    con = ws.connect()
+    try:
+        cur = con.execute(sql, dict(params or {}))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+    finally:
+        con.close()

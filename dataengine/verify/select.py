@@ -28,6 +28,7 @@ from typing import Any
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides, section
 from dataengine.store import Workspace, iter_batches
+from dataengine.verify.result import query_rows as _rows
 
 SELECT_POLICIES = ("random", "shortest", "most_distinct", "journey")
 
@@ -194,7 +195,7 @@ def run_select(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str
     scfg.validate()
     run = ws.start_run("select", {"select": asdict(scfg)})
     with run:
-        rows = ws.query(sqlfiles.load("select/candidates")).to_arrow_table().to_pylist()
+        rows = _rows(ws, sqlfiles.load("select/candidates"))
         dropped_filters = dropped_pseudo = 0
         by_prompt: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:

@@ -23,6 +23,7 @@ from typing import Any
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides, section
 from dataengine.store import Workspace, iter_batches
+from dataengine.verify.result import query_rows as _rows
 from dataengine.verify import policy as pol
 from dataengine.verify.result import VERDICTS, VerifyResult
 
@@ -130,7 +131,7 @@ def run_verify(
     vcfg: VerifyConfig = apply_overrides(cfg.section("verify"), overrides)
     run = ws.start_run("verify", {"verify": asdict(vcfg), "redo": redo})
     with run:
-        rows = ws.query(sqlfiles.load("verify/candidates"), {"redo": redo}).to_arrow_table().to_pylist()
+        rows = _rows(ws, sqlfiles.load("verify/candidates"), {"redo": redo})
         items: list[_Item] = []
         for r in rows:
             domain = r["domain"] or "general"

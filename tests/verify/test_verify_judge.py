@@ -44,7 +44,7 @@ class JudgeServer:
                     text = "Hmm, hard to say. Let me think about the units again."
                 elif "unclear" in resp:
                     text = "The reference is itself ambiguous.\nVerdict: AMBIGUOUS"
-                elif ref.replace(" ", "").lower() == resp.replace(" ", "").replace("FLAKY", "").lower():
+                elif ref.replace(" ", "").lower() in resp.replace(" ", "").replace("FLAKY", "").lower():
                     text = "<think>Is 1/2 equivalent to 0.5? Different forms...</think>Both say the same.\n**Verdict:** Equivalent"
                 else:
                     text = f"The reference is {ref}, the student wrote {resp}; these are not equivalent."
