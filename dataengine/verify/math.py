@@ -315,11 +315,11 @@ def _false_positive_reason(gold: Sequence[Any], pred: Sequence[Any]) -> str | No
     g_taut, p_taut = _is_tautology(g0), _is_tautology(p0)
     if p_taut and not g_taut:
         return "pred_equation_is_tautology"
-    if g_taut and p_taut and isinstance(g0, sympy.Eq) and isinstance(p0, sympy.Eq):
-        # Both reduce to 0 = 0: Math-Verify calls any two such equations equal; only the same
-        # equation (up to spacing) is.
-        if sympy.srepr(g0) != sympy.srepr(p0):
-            return "both_equations_reduce_to_zero"
+    # Both reduce to 0 = 0: Math-Verify calls any two such equations equal; only the same
+    # equation (up to spacing) is.
+    both_eq = isinstance(g0, sympy.Eq) and isinstance(p0, sympy.Eq)
+    if g_taut and p_taut and both_eq and sympy.srepr(g0) != sympy.srepr(p0):
+        return "both_equations_reduce_to_zero"
     return None
 
 

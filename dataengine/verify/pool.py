@@ -13,6 +13,7 @@ The task function is named by import path (`"package.module:function"`), so work
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing as mp
 import time
@@ -218,7 +219,6 @@ class DeadlinePool:
         self.close()
 
     def __del__(self) -> None:  # a forgotten pool must not leave processes behind
-        try:
+        # At interpreter shutdown there is nothing left to report a failure to.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown; nothing left to report to
-            pass

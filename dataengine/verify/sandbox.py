@@ -24,6 +24,7 @@ rlimits, the session, the deadline and the scrubbed environment.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import selectors
@@ -243,10 +244,8 @@ class Sandbox:
             details["signal"] = signal.Signals(-code).name
         elif code is not None and code > 128 and self.isolated:
             # The namespace's shell reports a program killed by signal N as 128+N.
-            try:
+            with contextlib.suppress(ValueError):
                 details["signal"] = signal.Signals(code - 128).name
-            except ValueError:
-                pass
         return RunResult(status, code, out.decode(errors="replace"), err.decode(errors="replace"), wall, self.isolated, details)
 
 
@@ -261,10 +260,8 @@ def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _uid_pids(uid: int) -> list[int]:
@@ -287,10 +284,8 @@ def _reap_uid(uid: int, wait_s: float = 5.0) -> None:
         if not pids or time.monotonic() > deadline:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         time.sleep(0.01)
 
 

@@ -23,9 +23,9 @@ from typing import Any
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides, section
 from dataengine.store import Workspace, iter_batches
-from dataengine.verify.result import query_rows as _rows
 from dataengine.verify import policy as pol
 from dataengine.verify.result import VERDICTS, VerifyResult
+from dataengine.verify.result import query_rows as _rows
 
 
 @section("verify")
@@ -157,9 +157,7 @@ def run_verify(
         # ---------------------------------------------------------------- rule verifiers
         judge_obj = judge if judge is not None else build_judge(vcfg, ws.artifacts / "judge_cache.jsonl")
         math_items = [it for it in items if it.rule == "math" and it.policy != "judge"]
-        no_ref = [it for it in math_items if not (it.reference or "").strip()]
-        for it in no_ref:
-            counts["no_reference"] += 1
+        counts["no_reference"] += sum(1 for it in math_items if not (it.reference or "").strip())
         math_items = [it for it in math_items if (it.reference or "").strip()]
         if math_items:
             with MathVerifier(workers=vcfg.math_workers, timeout_s=vcfg.math_timeout_s, options=MathOptions()) as mv:
