@@ -37,7 +37,8 @@ def extract_choice(
     """The chosen option letter, or None. Later statements win over earlier ones.
 
     Order: a boxed letter; "answer is X" phrasings; a line holding only the letter; a leading
-    "X." ; finally the text of exactly one option (when `options` maps letters to texts).
+    "X."; the text of an option (when `options` maps letters to texts); finally the last choice
+    letter standing alone as a word.
     """
     text = answer_part(answer_text)
     upper = {c.upper(): c for c in choices}
@@ -58,6 +59,10 @@ def extract_choice(
         if hits:
             # Several option texts appear: the one stated last is the answer.
             return max(hits)[1]
+    # Last resort (as Math-Verify's string extraction): a choice letter standing alone as a word.
+    alone = re.findall(rf"(?<![\w'])({'|'.join(re.escape(c) for c in choices)})(?![\w'])", text)
+    if alone:
+        return upper.get(alone[-1].upper(), alone[-1])
     return None
 
 

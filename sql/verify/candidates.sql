@@ -3,10 +3,10 @@
 select
     t.trace_id,
     t.prompt_id,
-    coalesce(nullif(p.domain, ''), t.domain) as domain,
+    -- The trace's own domain unless it is unset/general; then the prompt's.
+    case when coalesce(t.domain, '') in ('', 'general') then coalesce(nullif(p.domain, ''), t.domain) else t.domain end as domain,
     t.answer,
     t.think_closed,
-    t.completion,
     p.prompt,
     p.reference_answer,
     p.tests,
