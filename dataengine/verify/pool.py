@@ -67,8 +67,8 @@ class _Worker:
         self.proc.start()
         child.close()
         self.ready = False
-        self.tasks = 0
-        self.item: int | None = None
+        self.sent = 0
+        self.queue: deque[int] = deque()
         self.started = 0.0
 
     def stop(self, kill: bool = False) -> None:
@@ -103,6 +103,7 @@ class DeadlinePool:
         start_method: str = "spawn",
         init_path: str | None = None,
         start_timeout_s: float = 300.0,
+        prefetch: int = 2,
     ):
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -114,6 +115,7 @@ class DeadlinePool:
         self.n_workers = workers
         self.deadline_s = deadline_s
         self.max_tasks = max_tasks_per_worker
+        self.prefetch = max(1, prefetch)
         # spawn: the parent may hold threads (DuckDB, HTTP clients); forking those is unsafe.
         self._ctx = mp.get_context(start_method)
         self._workers: list[_Worker] = []
@@ -149,67 +151,89 @@ class DeadlinePool:
                 self._take_ready(w)
 
     def map(self, items: Sequence[Any]) -> list[Outcome]:
+        """One `Outcome` per item, in order.
+
+        Each worker holds up to `prefetch` items (the next one waits in its pipe, so a worker
+        never idles between items); only the head of its queue is running, and the head's
+        deadline starts when the previous result arrived.
+        """
         self._ensure_workers()
         results: list[Outcome | None] = [None] * len(items)
         pending = deque(range(len(items)))
-        while pending or any(w.item is not None for w in self._workers):
+
+        def requeue_rest(w: _Worker) -> None:
+            # Items queued behind a killed head never started: they go to another worker.
+            for idx in reversed(list(w.queue)[1:]):
+                pending.appendleft(idx)
+            w.queue.clear()
+
+        while pending or any(w.queue for w in self._workers):
+            now = time.monotonic()
             for i in range(len(self._workers)):
                 w = self._workers[i]
-                if w.item is not None or not pending or not w.ready:
+                if not w.ready:
                     continue
-                if w.tasks >= self.max_tasks:
-                    # The replacement takes items once it reports ready.
+                if w.sent >= self.max_tasks and not w.queue:
+                    # Recycle; the replacement takes items once it reports ready.
                     self.stats["recycled"] += 1
                     self._replace(w, kill=False)
                     continue
-                idx = pending.popleft()
-                try:
-                    w.conn.send((idx, items[idx]))
-                except OSError:
-                    # The worker died while idle: the item goes to a fresh one next round.
-                    pending.appendleft(idx)
-                    self._replace(w, kill=True)
-                    continue
-                w.item, w.started, w.tasks = idx, time.monotonic(), w.tasks + 1
+                while pending and len(w.queue) < self.prefetch and w.sent < self.max_tasks:
+                    idx = pending.popleft()
+                    try:
+                        w.conn.send((idx, items[idx]))
+                    except OSError:
+                        # The worker died. With items outstanding, the read below sees EOF and
+                        # settles them; an idle dead worker is simply replaced.
+                        pending.appendleft(idx)
+                        if not w.queue:
+                            self._replace(w, kill=True)
+                        break
+                    if not w.queue:
+                        w.started = now
+                    w.queue.append(idx)
+                    w.sent += 1
             if pending and not any(w.ready for w in self._workers):
                 self._await_ready()
                 continue
-            busy = [w for w in self._workers if w.item is not None]
-            if not busy:
+            busy = [w for w in self._workers if w.queue]
+            starting = [w for w in self._workers if not w.ready]
+            if not busy and not starting:
                 continue
             now = time.monotonic()
-            wait_s = max(0.0, min(w.started + self.deadline_s for w in busy) - now)
-            starting = [w for w in self._workers if not w.ready]
+            wait_s = max(0.0, min(w.started + self.deadline_s for w in busy) - now) if busy else self.start_timeout_s
             ready = wait([w.conn for w in busy + starting], timeout=wait_s)
             for w in starting:
                 if w.conn in ready:
                     self._take_ready(w)
             for w in busy:
-                if w.conn in ready:
-                    try:
-                        idx, status, value, err = w.conn.recv()
-                    except (EOFError, OSError):
-                        code = w.proc.exitcode
-                        w.proc.join(timeout=1)
-                        results[w.item] = Outcome("error", error=f"worker_died exit={w.proc.exitcode if code is None else code}")
-                        self.stats["crashes"] += 1
-                        w.item = None
-                        self._replace(w, kill=True)
-                        continue
-                    results[idx] = Outcome(status, value, err)
-                    w.item = None
+                if w.conn not in ready:
+                    continue
+                try:
+                    idx, status, value, err = w.conn.recv()
+                except (EOFError, OSError):
+                    w.proc.join(timeout=1)
+                    results[w.queue[0]] = Outcome("error", error=f"worker_died exit={w.proc.exitcode}")
+                    self.stats["crashes"] += 1
+                    requeue_rest(w)
+                    self._replace(w, kill=True)
+                    continue
+                head = w.queue.popleft()
+                assert idx == head, (idx, head)
+                results[idx] = Outcome(status, value, err)
+                w.started = time.monotonic()
             now = time.monotonic()
             for w in list(self._workers):
-                if w.item is not None and now - w.started >= self.deadline_s:
-                    results[w.item] = Outcome("timeout", error=f"no result within {self.deadline_s:g}s; worker killed")
+                if w.queue and now - w.started >= self.deadline_s:
+                    results[w.queue[0]] = Outcome("timeout", error=f"no result within {self.deadline_s:g}s; worker killed")
                     self.stats["timeouts"] += 1
-                    w.item = None
+                    requeue_rest(w)
                     self._replace(w, kill=True)
         return [r if r is not None else Outcome("error", error="lost") for r in results]
 
     def close(self) -> None:
         for w in self._workers:
-            w.stop(kill=w.item is not None)
+            w.stop(kill=bool(w.queue))
         self._workers = []
 
     def __enter__(self) -> DeadlinePool:
