@@ -97,6 +97,16 @@ def answer_part(text: str) -> str:
     return text
 
 
+def _trim(text: str) -> str:
+    """What a worker needs of a completion: the answer part, or a marker that the think block
+    never closed. Shipping 50 kB chains of thought through the pool's pipes would make the
+    parent, not sympy, the bottleneck (a pipe holds 64 kB; a blocked send idles other workers)."""
+    try:
+        return answer_part(text)
+    except ThinkNotClosed as e:
+        return str(e)  # the open marker alone: graded as think_not_closed
+
+
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _FINAL_PHRASE = re.compile(r"\b(?:final\s+answer|the\s+(?:final\s+)?answer)\s*(?:is\b|:|=)\s*", re.IGNORECASE)
 _FORMULAS = re.compile(
@@ -522,7 +532,7 @@ class MathVerifier:
     def verify_batch(self, pairs: Sequence[tuple[str, str]]) -> list[VerifyResult]:
         """(gold, answer_text) pairs → one `VerifyResult` each, in order."""
         od = _opts_dict(self.options)
-        outs = self.pool.map([(g, a, od, self.timeout_s) for g, a in pairs])
+        outs = self.pool.map([(g, _trim(a), od, self.timeout_s) for g, a in pairs])
         return [_from_outcome(o) for o in outs]
 
     def close(self) -> None:

@@ -103,7 +103,7 @@ class DeadlinePool:
         start_method: str = "spawn",
         init_path: str | None = None,
         start_timeout_s: float = 300.0,
-        prefetch: int = 2,
+        prefetch: int = 16,
     ):
         if workers < 1:
             raise ValueError("workers must be >= 1")

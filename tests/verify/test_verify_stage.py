@@ -132,3 +132,29 @@ def test_rule_then_judge_asks_the_judge_only_where_the_rule_failed(ws) -> None: 
         assert ws.query("select count(*) from verified_traces where is_correct").fetchone()[0] == 2
     finally:
         server.stop()
+
+
+def test_cli_verify_and_select_and_config_validation(tmp_path: Path) -> None:
+    import pytest
+    from click.testing import CliRunner
+
+    from dataengine.cli import cli
+    from dataengine.config import ConfigError
+
+    src = tmp_path / "t.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "1+1?", "response": "<think>2</think>\\boxed{2}", "gold": "2"},
+        {"question": "2+2?", "response": "<think>5</think>\\boxed{5}", "gold": "4"},
+    ]) + "\n")
+    ws = str(tmp_path / "ws")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--workspace", ws, "ingest", str(src), "--map", "prompt=question", "--map", "completion=response",
+                            "--map", "reference_answer=gold", "--domain", "math"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["--workspace", ws, "verify"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["by_verdict"]["correct"] == 1
+    r = runner.invoke(cli, ["--workspace", ws, "select", "-k", "2", "--policy", "most_distinct"])
+    assert r.exit_code == 0 and json.loads(r.output)["out"] == 1, r.output
+    with pytest.raises(ConfigError, match="policies.math"):
+        load_config_dict({"verify": {"policies": {"math": "vote"}}})
