@@ -25,6 +25,7 @@ rlimits, the session, the deadline and the scrubbed environment.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import selectors
@@ -34,6 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,8 @@ SANDBOX_PYTHON = "/usr/bin/python3"
 # Unprivileged uids for runs: far above any real account, one per concurrent slot.
 UID_BASE = 61000
 UID_SLOTS = 512
+# One lock file per uid: a run leases its uid there, so concurrent processes never share one.
+LOCK_DIR = Path("/var/tmp/dataengine-sandbox-uids")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -149,8 +153,27 @@ class Sandbox:
                 "Pass allow_unisolated=True (verify.code.allow_unisolated: true) only for trusted code."
             )
 
-    def _uid(self) -> int:
-        return UID_BASE + (os.getpid() * 7 + next(Sandbox._slots)) % UID_SLOTS
+    @contextlib.contextmanager
+    def _uid(self) -> Iterator[int]:
+        """Lease a uid no other run on this machine holds (an flock per uid, across processes):
+        rlimits count per uid, and the post-run sweep kills everything running as it."""
+        start = os.getpid() * 7 + next(Sandbox._slots)
+        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+        for k in range(UID_SLOTS):
+            uid = UID_BASE + (start + k) % UID_SLOTS
+            fd = os.open(LOCK_DIR / f"{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                yield uid
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            return
+        raise RuntimeError(f"all {UID_SLOTS} sandbox uids are in use")
 
     def run_python(self, source: str, stdin: str = "", limits: Limits | None = None) -> RunResult:
         """Run `source` as `main.py` with `python3 -I` in a fresh sandbox."""
@@ -163,23 +186,24 @@ class Sandbox:
             for name, text in files.items():
                 (src / name).write_text(text, encoding="utf-8")
             os.chmod(src, 0o755)
-            uid = self._uid()
-            if self.isolated:
-                script = _INNER.format(
-                    tmpfs=lim.tmpfs_mb, uid=uid, cpu=lim.cpu_s, as_bytes=lim.memory_mb << 20,
-                    nproc=lim.processes, fsize=lim.file_size_mb << 20, nofile=lim.open_files,
-                )
-                cmd = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
-                       "/bin/sh", "-c", script, "sandbox", *argv]
-                env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SBX_SRC": str(src)}
-                cwd = "/"
-                preexec = None
-            else:
-                cmd = argv
-                env = {"PATH": "/usr/bin:/bin", "HOME": str(src), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-                cwd = str(src)
-                preexec = _rlimits_preexec(lim)
-            return self._execute(cmd, env, cwd, stdin, lim, preexec, uid)
+            # Unisolated runs keep our uid: only isolated ones switch to (and lease) another.
+            with self._uid() if self.isolated else contextlib.nullcontext(os.getuid()) as uid:
+                if self.isolated:
+                    script = _INNER.format(
+                        tmpfs=lim.tmpfs_mb, uid=uid, cpu=lim.cpu_s, as_bytes=lim.memory_mb << 20,
+                        nproc=lim.processes, fsize=lim.file_size_mb << 20, nofile=lim.open_files,
+                    )
+                    cmd = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
+                           "/bin/sh", "-c", script, "sandbox", *argv]
+                    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SBX_SRC": str(src)}
+                    cwd = "/"
+                    preexec = None
+                else:
+                    cmd = argv
+                    env = {"PATH": "/usr/bin:/bin", "HOME": str(src), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+                    cwd = str(src)
+                    preexec = _rlimits_preexec(lim)
+                return self._execute(cmd, env, cwd, stdin, lim, preexec, uid)
         finally:
             shutil.rmtree(src, ignore_errors=True)
 
