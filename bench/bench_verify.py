@@ -87,7 +87,7 @@ def main() -> None:
     n = args.pairs
     rate_direct = n / direct.seconds
     rate1, rate2 = n / one["seconds"], n / two["seconds"]
-    cpu_direct, cpu1 = n / direct.result["cpu_seconds"], n / one["cpu_seconds"]
+    cpu_direct, cpu1, cpu2 = n / direct.result["cpu_seconds"], n / one["cpu_seconds"], n / two["cpu_seconds"]
     load = os.getloadavg()[0]
 
     he = json.loads(open(SHARED_DATA / "code" / "HumanEval.jsonl").readline())
@@ -129,6 +129,8 @@ def main() -> None:
             ("ours, 1 worker (pairs per CPU-second, parent + worker)", f"{cpu1:.1f}", f"{cpu1 / cpu_direct:.2f}x Math-Verify per core"),
             ("ours, 1 worker (pairs/s)", f"{rate1:.1f}", f"{rate1 / rate_direct:.2f}x Math-Verify wall ({one['correct']} correct)"),
             ("ours, 2 workers (pairs/s)", f"{rate2:.1f}", f"{rate2 / rate1:.2f}x 1 worker; {rate2 / rate_direct:.2f}x Math-Verify"),
+            ("ours, 2 workers (pairs per CPU-second, all processes)", f"{cpu2:.1f}",
+             f"{cpu2 / cpu1:.2f}x 1 worker (1.0 = no extra work per pair from a 2nd worker)"),
             ("plain subprocess, no isolation (runs/s)", f"{runs / plain['seconds']:.1f}", "baseline"),
             ("sandbox, 1 at a time (runs/s)", f"{runs / iso1['seconds']:.1f}", f"{plain['seconds'] / iso1['seconds']:.2f}x plain"),
             ("sandbox, 2 in parallel (runs/s)", f"{runs / iso2['seconds']:.1f}", f"{iso1['seconds'] / iso2['seconds']:.2f}x 1 at a time"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing as mp
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,6 +34,11 @@ class Outcome:
     error: str | None = None
 
 
+# A worker holds finished results at most this long / this many before sending them.
+_MAX_HOLD_S = 0.05
+_MAX_BATCH = 64
+
+
 def _resolve(path: str) -> Callable[[Any], Any]:
     mod, _, attr = path.partition(":")
     return getattr(importlib.import_module(mod), attr)
@@ -45,19 +51,51 @@ def _worker_main(conn: Connection, func_path: str, init_path: str | None) -> Non
     # Deadlines start when the worker is ready: importing sympy on a loaded machine can take
     # longer than an item's deadline, and a pool that kills workers mid-import never progresses.
     conn.send("ready")
+    inbox: deque[Any] = deque()
+    outbox: list[tuple[Any, ...]] = []
+    lock = threading.Lock()
+
+    def flush() -> None:
+        nonlocal outbox
+        with lock:
+            if outbox:
+                conn.send(outbox)
+                outbox = []
+
+    def flusher() -> None:
+        # Results never wait more than _MAX_HOLD_S, even behind a long item: a finished item
+        # must not be lost (and called a timeout) when the next one hangs and gets killed.
+        while True:
+            time.sleep(_MAX_HOLD_S)
+            try:
+                flush()
+            except OSError:
+                return
+
+    threading.Thread(target=flusher, daemon=True).start()
     while True:
+        # Take everything the parent has queued, and send results in batches while more work
+        # is waiting: fewer wake-ups on both sides, which is what limits throughput for
+        # millisecond items on a busy machine.
         try:
-            msg = conn.recv()
+            while not inbox or conn.poll():
+                msg = conn.recv()
+                if msg is None:
+                    flush()
+                    return
+                inbox.append(msg)
         except EOFError:
             return
-        if msg is None:
-            return
-        idx, item = msg
+        idx, item = inbox.popleft()
         try:
             reply = (idx, "ok", func(item), None)
         except BaseException as e:  # noqa: BLE001 - reported back as this item's error verdict
             reply = (idx, "error", None, f"{type(e).__name__}: {e}")
-        conn.send(reply)
+        with lock:
+            outbox.append(reply)
+            full = len(outbox) >= _MAX_BATCH
+        if not inbox or full:
+            flush()
 
 
 class _Worker:
@@ -210,7 +248,7 @@ class DeadlinePool:
                 if w.conn not in ready:
                     continue
                 try:
-                    idx, status, value, err = w.conn.recv()
+                    replies = w.conn.recv()
                 except (EOFError, OSError):
                     w.proc.join(timeout=1)
                     results[w.queue[0]] = Outcome("error", error=f"worker_died exit={w.proc.exitcode}")
@@ -218,9 +256,10 @@ class DeadlinePool:
                     requeue_rest(w)
                     self._replace(w, kill=True)
                     continue
-                head = w.queue.popleft()
-                assert idx == head, (idx, head)
-                results[idx] = Outcome(status, value, err)
+                for idx, status, value, err in replies:
+                    head = w.queue.popleft()
+                    assert idx == head, (idx, head)
+                    results[idx] = Outcome(status, value, err)
                 w.started = time.monotonic()
             now = time.monotonic()
             for w in list(self._workers):
