@@ -532,8 +532,14 @@ class MathVerifier:
     def verify_batch(self, pairs: Sequence[tuple[str, str]]) -> list[VerifyResult]:
         """(gold, answer_text) pairs → one `VerifyResult` each, in order."""
         od = _opts_dict(self.options)
-        outs = self.pool.map([(g, _trim(a), od, self.timeout_s) for g, a in pairs])
-        return [_from_outcome(o) for o in outs]
+        # Same gold, same worker (mostly): the pool hands out consecutive items together, and
+        # each worker parses a gold once (the n samples of a prompt share it).
+        order = sorted(range(len(pairs)), key=lambda i: pairs[i][0])
+        outs = self.pool.map([(pairs[i][0], _trim(pairs[i][1]), od, self.timeout_s) for i in order])
+        results: list[VerifyResult | None] = [None] * len(pairs)
+        for i, o in zip(order, outs):
+            results[i] = _from_outcome(o)
+        return results  # type: ignore[return-value]
 
     def close(self) -> None:
         if self._pool is not None:
