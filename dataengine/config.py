@@ -116,7 +116,10 @@ def _import_stage_sections() -> None:
 
 
 # Modules that define config sections; each stage issue appends its own.
-STAGE_CONFIG_MODULES: list[str] = ["dataengine.ingest", "dataengine.verify.stage", "dataengine.verify.select"]
+STAGE_CONFIG_MODULES: list[str] = [
+    "dataengine.ingest", "dataengine.generate", "dataengine.dedup.config", "dataengine.mix.config",
+    "dataengine.verify.stage", "dataengine.verify.select",
+]
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:

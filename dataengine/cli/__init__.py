@@ -18,6 +18,9 @@ from dataengine.cli._common import cli
 COMMAND_MODULES = [
     "dataengine.cli.core",
     "dataengine.cli.ingest",
+    "dataengine.cli.generate",
+    "dataengine.cli.dedup",
+    "dataengine.cli.mix",
     "dataengine.cli.verify",
 ]
 
