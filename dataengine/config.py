@@ -120,6 +120,8 @@ STAGE_CONFIG_MODULES: list[str] = [
     "dataengine.ingest",
     "dataengine.generate",
     "dataengine.filter_stage",
+    "dataengine.verify.stage",
+    "dataengine.verify.select",
     "dataengine.dedup.config",
     "dataengine.mix.config",
 ]

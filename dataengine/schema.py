@@ -131,6 +131,25 @@ register_table(
 
 register_table(
     TableSpec(
+        "selections",
+        _schema(
+            ("selection", STR),
+            ("trace_id", STR),
+            ("prompt_id", STR),
+            ("rank", pa.int32()),
+            ("policy", STR),
+            ("features", STR),
+            ("run_id", STR),
+        ),
+        key=("selection", "trace_id"),
+        # Each select run writes every kept trace; the `selected_traces` view reads the latest run.
+        latest_wins=False,
+        json_columns=("features",),
+    )
+)
+
+register_table(
+    TableSpec(
         "dedup",
         _schema(
             ("trace_id", STR),

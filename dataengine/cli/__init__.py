@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "dataengine.cli.filter",
     "dataengine.cli.dedup",
     "dataengine.cli.mix",
+    "dataengine.cli.verify",
 ]
 
 for _mod in COMMAND_MODULES:
