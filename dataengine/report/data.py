@@ -22,6 +22,7 @@ STAGE_TABLES = {
     "ingest/generate": "traces",
     "filter": "filter_results",
     "verify": "verifications",
+    "select": "selections",
     "dedup": "dedup",
     "mix": "mix_members",
 }
@@ -104,7 +105,8 @@ def collect(
             "ran": ran,
         }
         funnel = _rows(con, "funnel", {
-            "filter_ran": ran["filter"], "verify_ran": ran["verify"], "dedup_ran": ran["dedup"],
+            "filter_ran": ran["filter"], "verify_ran": ran["verify"], "select_ran": ran["select"],
+            "dedup_ran": ran["dedup"],
         })[0]
         out["funnel"] = [{"step": "prompts", "n": rows["prompts"], "ran": rows["prompts"] > 0}] + [
             {"step": step, "n": funnel[key], "ran": ran[stage]}
@@ -112,6 +114,7 @@ def collect(
                 ("traces", "generated", "ingest/generate"),
                 ("passed filters", "passed_filters", "filter"),
                 ("verified correct", "verified_correct", "verify"),
+                ("selected (rejection sampling)", "selected", "select"),
                 ("kept by dedup / decontamination", "deduplicated", "dedup"),
                 ("in the mix", "in_mix", "mix"),
             )

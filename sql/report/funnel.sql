@@ -9,6 +9,11 @@ select
     ) as verified_correct,
     count(*) filter (
         where coalesce(all_passed, not $filter_ran) and coalesce(any_correct, not $verify_ran)
+          and (selected or not $select_ran)
+    ) as selected,
+    count(*) filter (
+        where coalesce(all_passed, not $filter_ran) and coalesce(any_correct, not $verify_ran)
+          and (selected or not $select_ran)
           and coalesce(is_representative and not contaminated, not $dedup_ran)
     ) as deduplicated,
     count(*) filter (where in_mix) as in_mix

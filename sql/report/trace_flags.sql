@@ -15,6 +15,7 @@ select
     f.all_passed,
     v.n_verdicts,
     v.any_correct,
+    sel.trace_id is not null as selected,
     d.is_representative,
     d.contaminated,
     m.trace_id is not null as in_mix
@@ -28,6 +29,7 @@ left join (
     select trace_id, count(*) as n_verdicts, bool_or(verdict = 'correct') as any_correct
     from verifications group by trace_id
 ) v using (trace_id)
+left join (select distinct trace_id from selected_traces) sel using (trace_id)
 left join (
     select
         trace_id,

@@ -65,7 +65,7 @@ def test_quickstart_leaves_a_dataset_a_report_and_a_queryable_workspace(quicksta
     assert buckets.get("reasoning", 0) > 0 and buckets.get("non_reasoning", 0) > 0
     # every stage of the pipeline ran and finished
     stages = {r[0] for r in w.query("select stage from runs where status = 'ok'").fetchall()}
-    assert {"generate", "filter", "dedup", "decontaminate", "mix", "export"} <= stages, stages
+    assert {"prompts", "generate", "filter", "verify", "select", "dedup", "decontaminate", "mix", "export"} <= stages, stages
     # planted benchmark problems were caught and none is in the dataset
     planted = w.query("select count(*) from prompts where metadata->>'kind' = 'benchmark'").fetchone()[0]
     mixed_planted = w.query("select count(*) from mix_members m join traces t on t.trace_id = m.trace_id "
