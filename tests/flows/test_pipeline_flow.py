@@ -4,10 +4,10 @@ finished work, artifacts are attached, a missing stage fails with the module it 
 from __future__ import annotations
 
 import pytest
+from flow_helpers import write_config
 
 from dataengine.pipeline import STAGES, StageSpec
 from dataengine.store import Workspace
-from tests.flows.helpers import write_config
 
 
 def _task_states(name: str) -> list[str]:

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+from flow_helpers import write_config
 
 from dataengine.store import Workspace
-from tests.flows.helpers import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from chromium_page import render
 
 from dataengine.ingest import IngestConfig, IngestOptions, ingest
 from dataengine.report import ReportConfig, SliderSpec, build_report
 from dataengine.report.data import collect
-from tests.report.chromium import render
 
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots stay here after the run (CI keeps the folder as test output).
