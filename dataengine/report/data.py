@@ -122,6 +122,7 @@ def collect(
         out["verdicts"] = _clean(_rows(con, "verdicts"))
         out["mix"] = _clean(_rows(con, "mix_counts"))
         out["mix_quota"] = _mix_quota(con)
+        out["mix_excluded"] = _mix_excluded(con)
         out["filter_pass"] = _clean(_rows(con, "filter_pass"))
         if summary_only:
             return out
@@ -176,6 +177,22 @@ def _mix_quota(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
                 quota.setdefault(key, data[key])
     return quota
+
+
+def _mix_excluded(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Why pool traces stayed out of the newest mix, and quota left unfilled, from its counts
+    (`excluded:<bucket>:<reason>` and `unfilled:<bucket>` keys)."""
+    row = con.execute(
+        "select counts::varchar from runs where stage = 'mix' and status = 'ok' order by started_at desc limit 1"
+    ).fetchone()
+    out = []
+    for key, n in sorted(json.loads(row[0] or "{}").items() if row else []):
+        parts = key.split(":")
+        if parts[0] == "excluded" and len(parts) == 3:
+            out.append({"bucket": parts[1], "reason": parts[2], "n": n})
+        elif parts[0] == "unfilled" and len(parts) == 2 and n:
+            out.append({"bucket": parts[1], "reason": "quota left unfilled", "n": n})
+    return out
 
 
 def _score_sample(con: duckdb.DuckDBPyConnection, n: int) -> list[dict[str, Any]]:

@@ -197,6 +197,10 @@
       { series: ["chosen", "quota"] })));
     grid.append(card("Per bucket and domain", table(D.mix, [{ label: "bucket", key: "bucket" }, { label: "domain", key: "domain" },
       { label: "rows", key: "n", num: 1, fmt }])));
+    if (D.mix_excluded.length) {
+      grid.append(card("Left out of the mix, and shortfall", table(D.mix_excluded, [{ label: "bucket", key: "bucket" },
+        { label: "reason", key: "reason" }, { label: "traces", key: "n", num: 1, fmt }])));
+    }
     body("mix").append(grid);
   }
 
