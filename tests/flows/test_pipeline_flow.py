@@ -74,3 +74,28 @@ def test_generate_runs_as_parallel_shard_tasks_that_cover_every_pair_once(prefec
     assert sorted(r[0] for r in workers) == ["0", "1"]
     assert result["stages"]["generate"]["out"] == 120  # the shards' counts, summed
     assert sorted(_task_states("generate[0/2]") + _task_states("generate[1/2]")) == ["Completed", "Completed"]
+
+
+def test_cold_start_pipeline_exports_a_small_reasoning_only_dataset(prefect_api, tmp_path):
+    import datasets
+    import yaml
+
+    from flows.pipelines import cold_start
+
+    cfg = tmp_path / "cold.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": "cold_start",
+        "run": {"demo_prompts": 30},
+        "demo_prompts": {"contaminated_rate": 0.0},
+        "generate": {"engine": "simulated", "n": 2, "template": "cold_start", "sampling_run": "cold"},
+        "filter": {"processes": 1},
+        "mix": {"reasoning": 20, "non_reasoning": 0, "shortfall": "fill"},
+    }))
+    result = cold_start(config=str(cfg), workspace=str(tmp_path / "ws"))
+    assert list(result["stages"]) == ["prompts", "generate", "filter", "verify", "mix", "export"]
+    ws = Workspace.open(tmp_path / "ws")
+    templates = ws.query("select distinct metadata->>'template' from traces").fetchall()
+    assert templates == [("cold_start",)]
+    ds = datasets.load_from_disk(str(tmp_path / "ws" / "artifacts" / "dataset" / "hf"))["train"]
+    assert 0 < len(ds) <= 20 and set(ds["bucket"]) == {"reasoning"}
+    assert all(m[-1]["content"].startswith("<think>") for m in ds["messages"])
