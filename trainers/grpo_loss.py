@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-LOSS_TYPES = ("seq_mean_token_mean", "token_mean", "constant_norm")
+from trainers.config import LOSS_TYPES
 
 # The matching `loss_type` of TRL's GRPOTrainer, for users coming from TRL and for the parity test.
 TRL_LOSS_TYPE = {"seq_mean_token_mean": "grpo", "token_mean": "dapo", "constant_norm": "dr_grpo"}
