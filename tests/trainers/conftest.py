@@ -41,3 +41,15 @@ def messages_dataset(tmp_path_factory, shared_data) -> Path:
     path = tmp_path_factory.mktemp("data") / "mix"
     datasets.Dataset.from_list(exported_rows(shared_data, 16)).save_to_disk(str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a busy 2-core CI box two threads spin against each
+    other (a 64-wide matmul goes from ~1 ms to ~30 ms)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
