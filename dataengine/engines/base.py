@@ -56,6 +56,9 @@ class Completion:
     # "stop" (natural end), "length" (hit max_tokens), or the engine's own word.
     finish_reason: str | None
     completion_tokens: int | None = None
+    # The sampled token ids, for engines that know them (the GRPO trainer trains on exactly these;
+    # re-tokenizing the text can give a different sequence). None: the caller re-tokenizes `text`.
+    token_ids: list[int] | None = None
 
 
 @dataclass
