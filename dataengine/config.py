@@ -116,7 +116,7 @@ def _import_stage_sections() -> None:
 
 
 # Modules that define config sections; each stage issue appends its own.
-STAGE_CONFIG_MODULES: list[str] = ["dataengine.ingest"]
+STAGE_CONFIG_MODULES: list[str] = ["dataengine.ingest", "trainers.config"]
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:

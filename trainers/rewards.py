@@ -53,8 +53,10 @@ def _column(columns: dict[str, Any], name: str, reward: str, n: int) -> list[Any
 # Format
 # --------------------------------------------------------------------------------------------
 
-_THINK = re.compile(r"^<think>\n(?P<reasoning>(?:(?!<think>|</think>).)+?)\n</think>\n*(?P<answer>\S.*)$", re.DOTALL)
-_THINK_OPENED = re.compile(r"^(?P<reasoning>(?:(?!<think>|</think>).)+?)\n?</think>\n*(?P<answer>\S.*)$", re.DOTALL)
+# One think block with some non-space reasoning, then a non-empty answer; no second <think> anywhere.
+_TEXT = r"(?:(?!</?think>).)*(?:(?!</?think>)\S)(?:(?!</?think>).)*"  # non-blank text without think tags
+_THINK = re.compile(rf"^\s*<think>(?P<reasoning>{_TEXT})</think>\s*(?P<answer>{_TEXT})$", re.DOTALL)
+_THINK_OPENED = re.compile(rf"^(?P<reasoning>{_TEXT})</think>\s*(?P<answer>{_TEXT})$", re.DOTALL)
 
 
 @register_reward("format")
@@ -63,7 +65,7 @@ def think_format_reward(prompts: Sequence[Any], completions: Sequence[str], *, t
     """1.0 when the completion is one non-empty think block followed by a non-empty answer (R1's
     format reward), else 0.0. `think_opened_in_prompt`: the template already emitted `<think>`."""
     pattern = _THINK_OPENED if think_opened_in_prompt else _THINK
-    return [1.0 if pattern.match(c.strip("\n ") if think_opened_in_prompt else c) else 0.0 for c in completions]
+    return [1.0 if pattern.match(c) else 0.0 for c in completions]
 
 
 # --------------------------------------------------------------------------------------------

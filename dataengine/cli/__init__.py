@@ -18,6 +18,7 @@ from dataengine.cli._common import cli
 COMMAND_MODULES = [
     "dataengine.cli.core",
     "dataengine.cli.ingest",
+    "dataengine.cli.train",
 ]
 
 for _mod in COMMAND_MODULES:
