@@ -25,6 +25,11 @@ class Measured:
     peak_rss_mb: float
     result: dict
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the step and its child processes: steadier than wall time on a busy box."""
+        return float(self.result["cpu_seconds"])
+
 
 def run_isolated(code: str, timeout: float = 3600) -> Measured:
     """Run `code` in a fresh interpreter; it must print one JSON object on its last line.
@@ -37,11 +42,16 @@ def run_isolated(code: str, timeout: float = 3600) -> Measured:
         import json, resource, sys, time
         sys.path.insert(0, {str(ROOT)!r})
         T0 = time.perf_counter()
+        def _cpu():
+            a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+        C0 = _cpu()
         RESULT = {{}}
         """
     ) + textwrap.dedent(code) + textwrap.dedent(
         """
         RESULT.setdefault("seconds", time.perf_counter() - T0)
+        RESULT.setdefault("cpu_seconds", _cpu() - C0)
         RESULT["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(RESULT))
         """

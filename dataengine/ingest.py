@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
+import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from dataengine.config import section
-from dataengine.readers import RowError, input_format, read_rows
+from dataengine.readers import RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
 from dataengine.records import THINK_FORMATS, Prompt, Trace, trace_id_for
-from dataengine.store import Run, Workspace
+from dataengine.store import Workspace, iter_batches
 
 Kind = Literal["traces", "prompts"]
 
@@ -49,10 +52,15 @@ class IngestConfig:
     shard_rows: int = field(default=20_000, metadata={"help": "rows per Parquet shard written"})
     shard_bytes: int = field(default=128 << 20, metadata={"help": "text bytes per shard before it is flushed"})
     strict: bool = field(default=False, metadata={"help": "exit non-zero when any row is quarantined"})
+    workers: int = field(default=0, metadata={"help": "processes decoding large JSONL files (0: one per core)"})
+    block_bytes: int = field(default=4 << 20, metadata={"help": "JSONL bytes handed to a worker at a time"})
+    parallel_min_bytes: int = field(default=32 << 20, metadata={"help": "JSONL files smaller than this are read in-process"})
 
     def validate(self) -> None:
-        if self.shard_rows < 1 or self.shard_bytes < 1:
-            raise ValueError("shard_rows and shard_bytes must be positive")
+        if self.shard_rows < 1 or self.shard_bytes < 1 or self.block_bytes < 1:
+            raise ValueError("shard_rows, shard_bytes and block_bytes must be positive")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0")
 
 
 @dataclass
@@ -184,57 +192,106 @@ def _from_messages(msgs: Any) -> tuple[str, str, str | None]:
     return _message_text(msgs[users[-1]].get("content")), _message_text(msgs[last_asst].get("content")), system
 
 
-class Ingester:
-    """Turns rows into `Prompt`/`Trace` rows and flushes them in shards. One per ingest call."""
+@dataclass
+class Block:
+    """What mapping a block of input rows yields: Arrow-ready columns, in input order."""
 
-    def __init__(self, ws: Workspace, path: Path, opts: IngestOptions, cfg: IngestConfig, run: Run):
-        self.ws, self.path, self.opts, self.cfg, self.run = ws, path, opts, cfg, run
-        self.source = opts.source or path.name
-        self.sampling_run = opts.sampling_run or self.source
-        self.report = IngestReport(run.run_id, self.source)
-        self.stored_traces = ws.existing_ids("traces", "trace_id") if opts.kind == "traces" else set()
-        self.stored_prompts = ws.existing_ids("prompts", "prompt_id")
-        self.sample_counter: Counter[tuple[str, str]] = Counter()
-        self._traces: list[dict[str, Any]] = []
-        self._prompts: list[dict[str, Any]] = []
-        self._quarantine: list[dict[str, Any]] = []
-        self._pending_bytes = 0
-        allowed = TRACE_FIELDS if opts.kind == "traces" else PROMPT_FIELDS
+    rows_in: int = 0
+    # One entry per input row that mapped cleanly: (line, prompt row, [trace rows without ids]).
+    mapped: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class RowMapper:
+    """Maps one input row to a prompt row and its trace rows. Pure and picklable: worker processes
+    run it on blocks of lines, while ids that depend on file order are assigned by `Assembler`."""
+
+    opts: IngestOptions
+    cfg: IngestConfig
+    source: str
+    path: str
+    run_id: str
+
+    def __post_init__(self) -> None:
+        allowed = TRACE_FIELDS if self.opts.kind == "traces" else PROMPT_FIELDS
         # canonical -> source key; identity for canonical fields that are not remapped.
-        self.keys: dict[str, str] = {c: opts.mapping.get(c, c) for c in allowed}
+        self.keys: dict[str, str] = {c: self.opts.mapping.get(c, c) for c in allowed}
         self.consumed = set(self.keys.values())
 
-    # ------------------------------------------------------------------ per row
-    def take(self, line: int, row: dict[str, Any] | RowError) -> None:
-        self.report.rows_in += 1
-        if isinstance(row, RowError):
-            self._reject(line, row.reason, row.field, row.detail, row.raw)
-            return
-        try:
-            if self.opts.kind == "traces":
-                added = self._take_trace_row(row)
-            else:
-                added = self._take_prompt_row(row)
-        except _Reject as r:
-            self._reject(line, r.reason, r.field_name, r.detail, _raw_json(row))
-            return
-        if added:
-            self.report.taken += 1
-        else:
-            self.report.already_stored += 1
-        if len(self._traces) + len(self._prompts) >= self.cfg.shard_rows or self._pending_bytes >= self.cfg.shard_bytes:
-            self.flush()
+    def map_items(self, items: Iterable[tuple[int, dict[str, Any] | RowError]]) -> Block:
+        out = Block()
+        for line, row in items:
+            out.rows_in += 1
+            if isinstance(row, RowError):
+                self._reject(out, line, row.reason, row.field, row.detail, row.raw)
+                continue
+            try:
+                prompt, traces = self.map_row(row)
+            except _Reject as r:
+                self._reject(out, line, r.reason, r.field_name, r.detail, _raw_json(row))
+                continue
+            out.mapped.append((line, prompt, traces))
+        return out
 
-    def _reject(self, line: int, reason: str, field_name: str | None, detail: str, raw: str | None) -> None:
-        self.report.quarantined += 1
-        self.report.reasons[reason] += 1
-        self._quarantine.append(
-            {"run_id": self.run.run_id, "source": str(self.path), "line": line, "field": field_name,
+    def _reject(self, out: Block, line: int, reason: str, field_name: str | None, detail: str, raw: str | None) -> None:
+        out.reasons[reason] += 1
+        out.quarantine.append(
+            {"run_id": self.run_id, "source": self.path, "line": line, "field": field_name,
              "reason": reason, "detail": detail, "raw": raw}
         )
-        self._pending_bytes += len(raw or "")
 
-    def _prompt_fields(self, row: dict[str, Any], prompt_text: str | None = None) -> Prompt:
+    def map_row(self, row: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if self.opts.kind == "prompts":
+            p = self._prompt(row)
+            p.metadata = self._metadata(row)
+            return self._prompt_row(p), []
+        k = self.keys
+        system = None
+        prompt_text = None
+        if k["messages"] in row and row.get(k["completion"]) is None and k["messages"] != k["completion"]:
+            prompt_text, completion, system = _from_messages(row[k["messages"]])
+            completions = [completion]
+        else:
+            completions = self._completions(row)
+        for completion in completions:
+            if len(completion) > self.cfg.max_field_chars:
+                raise _Reject("field_too_large", "completion",
+                              f"{len(completion)} chars > max_field_chars={self.cfg.max_field_chars}")
+        prompt = self._prompt(row, prompt_text)
+        model = _text(row, k["model"], "model") or self.opts.model or "unknown"
+        finish = _text(row, k["finish_reason"], "finish_reason")
+        n = len(completions)
+        is_list = isinstance(row.get(k["completion"]), list)
+        traces = []
+        for i, completion in enumerate(completions):
+            rendered = None
+            if self.opts.completion_after:
+                cut = completion.find(self.opts.completion_after)
+                if cut >= 0:
+                    rendered = completion[: cut + len(self.opts.completion_after)]
+                    completion = completion[cut + len(self.opts.completion_after) :]
+            meta = self._metadata(row, i if is_list else None, n if is_list else None)
+            if system is not None:
+                meta["system"] = system
+            # sample_idx and trace_id depend on what came before in the file: the Assembler sets them.
+            t = Trace(
+                prompt_id=prompt.prompt_id, completion=completion, model=model,
+                sampling_run=self.opts.sampling_run or self.source, engine="ingest", source=self.source,
+                domain=prompt.domain, language=prompt.language, rendered_prompt=rendered,
+                think_format=self.opts.think_format, finish_reason=finish, run_id=self.run_id,
+                metadata=meta, trace_id="-",
+            )
+            traces.append(t.to_row())
+        return self._prompt_row(prompt), traces
+
+    def _prompt_row(self, p: Prompt) -> dict[str, Any]:
+        row = p.to_row()
+        row["run_id"] = self.run_id
+        return row
+
+    def _prompt(self, row: dict[str, Any], prompt_text: str | None = None) -> Prompt:
         k = self.keys
         text = prompt_text if prompt_text is not None else _text(row, k["prompt"], "prompt", required=True)
         assert text is not None
@@ -261,83 +318,6 @@ class Ingester:
             meta[key] = v
         return meta
 
-    def _add_prompt(self, p: Prompt) -> None:
-        if p.prompt_id in self.stored_prompts:
-            return
-        self.stored_prompts.add(p.prompt_id)
-        row = p.to_row()
-        row["run_id"] = self.run.run_id
-        self._prompts.append(row)
-        self._pending_bytes += len(p.prompt)
-        self.report.prompts_written += 1
-
-    def _take_prompt_row(self, row: dict[str, Any]) -> bool:
-        p = self._prompt_fields(row)
-        p.metadata = self._metadata(row)
-        if p.prompt_id in self.stored_prompts:
-            return False
-        self._add_prompt(p)
-        return True
-
-    def _take_trace_row(self, row: dict[str, Any]) -> bool:
-        k = self.keys
-        system = None
-        prompt_text = None
-        if k["messages"] in row and row.get(k["completion"]) is None and k["messages"] != k["completion"]:
-            prompt_text, completion, system = _from_messages(row[k["messages"]])
-            completions: list[str] = [completion]
-        else:
-            completions = self._completions(row)
-        prompt = self._prompt_fields(row, prompt_text)
-        model = _text(row, k["model"], "model") or self.opts.model or "unknown"
-        finish = _text(row, k["finish_reason"], "finish_reason")
-        rendered = None
-        n = len(completions)
-        is_list = isinstance(row.get(k["completion"]), list)
-        added_any = False
-        for completion in completions:
-            if len(completion) > self.cfg.max_field_chars:
-                raise _Reject("field_too_large", "completion", f"{len(completion)} chars > max_field_chars={self.cfg.max_field_chars}")
-        base = self.sample_counter[(prompt.prompt_id, model)]
-        self.sample_counter[(prompt.prompt_id, model)] += n
-        self._add_prompt(prompt)
-        for i, completion in enumerate(completions):
-            if self.opts.completion_after:
-                cut = completion.find(self.opts.completion_after)
-                if cut >= 0:
-                    rendered = completion[: cut + len(self.opts.completion_after)]
-                    completion = completion[cut + len(self.opts.completion_after) :]
-            sample_idx = base + i
-            trace_id = trace_id_for(prompt.prompt_id, sample_idx, model, self.sampling_run)
-            if trace_id in self.stored_traces:
-                continue
-            meta = self._metadata(row, i if is_list else None, n if is_list else None)
-            if system is not None:
-                meta["system"] = system
-            t = Trace(
-                prompt_id=prompt.prompt_id,
-                completion=completion,
-                sample_idx=sample_idx,
-                model=model,
-                sampling_run=self.sampling_run,
-                engine="ingest",
-                source=self.source,
-                domain=prompt.domain,
-                language=prompt.language,
-                rendered_prompt=rendered,
-                think_format=self.opts.think_format,
-                finish_reason=finish,
-                run_id=self.run.run_id,
-                metadata=meta,
-                trace_id=trace_id,
-            )
-            self.stored_traces.add(trace_id)
-            self._traces.append(t.to_row())
-            self._pending_bytes += len(completion)
-            self.report.traces_written += 1
-            added_any = True
-        return added_any
-
     def _completions(self, row: dict[str, Any]) -> list[str]:
         k = self.keys
         key = k["completion"]
@@ -358,18 +338,97 @@ class Ingester:
             raise _Reject("empty_completion", "completion", f"field {key!r} is an empty list")
         raise _Reject("wrong_type", "completion", f"field {key!r} is {type(v).__name__}, expected a string or list of strings")
 
-    # ------------------------------------------------------------------ output
+
+def map_jsonl_block(mapper: RowMapper, data: bytes, first_line: int) -> Block:
+    """Worker-process entry: decode and map one block of JSONL lines."""
+    return mapper.map_items(decode_jsonl_block(data, first_line, mapper.cfg.max_row_bytes))
+
+
+class Assembler:
+    """Takes mapped blocks in file order, assigns sample indexes and trace ids, skips ids already
+    stored, and writes shards (on a background thread, so Parquet encoding overlaps parsing)."""
+
+    def __init__(self, ws: Workspace, kind: Kind, cfg: IngestConfig, report: IngestReport):
+        self.ws, self.kind, self.cfg, self.report = ws, kind, cfg, report
+        self.stored_traces = ws.existing_ids("traces", "trace_id") if kind == "traces" else set()
+        self.stored_prompts = ws.existing_ids("prompts", "prompt_id")
+        self.sample_counter: Counter[tuple[str, str]] = Counter()
+        self._traces: list[dict[str, Any]] = []
+        self._prompts: list[dict[str, Any]] = []
+        self._quarantine: list[dict[str, Any]] = []
+        self._pending_bytes = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+        self._inflight: Future[None] | None = None
+
+    def add(self, block: Block) -> None:
+        r = self.report
+        r.rows_in += block.rows_in
+        r.quarantined += len(block.quarantine)
+        r.reasons.update(block.reasons)
+        self._quarantine.extend(block.quarantine)
+        for _line, prompt, traces in block.mapped:
+            added = self._add_prompt(prompt)
+            if self.kind == "traces":
+                added = self._add_traces(traces)
+            if added:
+                r.taken += 1
+            else:
+                r.already_stored += 1
+            if len(self._traces) + len(self._prompts) >= self.cfg.shard_rows or self._pending_bytes >= self.cfg.shard_bytes:
+                self.flush()
+
+    def _add_prompt(self, row: dict[str, Any]) -> bool:
+        pid = row["prompt_id"]
+        if pid in self.stored_prompts:
+            return False
+        self.stored_prompts.add(pid)
+        self._prompts.append(row)
+        self._pending_bytes += len(row["prompt"])
+        self.report.prompts_written += 1
+        return True
+
+    def _add_traces(self, traces: list[dict[str, Any]]) -> bool:
+        added = False
+        for t in traces:
+            key = (t["prompt_id"], t["model"])
+            t["sample_idx"] = sample_idx = self.sample_counter[key]
+            self.sample_counter[key] += 1
+            t["trace_id"] = tid = trace_id_for(t["prompt_id"], sample_idx, t["model"], t["sampling_run"])
+            if tid in self.stored_traces:
+                continue
+            self.stored_traces.add(tid)
+            self._traces.append(t)
+            self._pending_bytes += len(t["completion"])
+            self.report.traces_written += 1
+            added = True
+        return added
+
     def flush(self) -> None:
-        # Prompts first: a kill between the two writes leaves prompts without traces (harmless,
-        # re-used on rerun), never traces without their prompt rows.
-        if self._prompts:
-            self.ws.write_shard("prompts", self._prompts)
-        if self._traces:
-            self.ws.write_shard("traces", self._traces)
-        if self._quarantine:
-            self.ws.write_shard("quarantine", self._quarantine)
+        batch = (self._prompts, self._traces, self._quarantine)
         self._prompts, self._traces, self._quarantine = [], [], []
         self._pending_bytes = 0
+        self.wait()  # at most one shard set in flight: bounded memory
+        self._inflight = self._writer.submit(self._write, *batch)
+
+    def _write(self, prompts: list[dict[str, Any]], traces: list[dict[str, Any]], quarantine: list[dict[str, Any]]) -> None:
+        # Prompts first: a kill between the writes leaves prompts without traces (re-used on
+        # rerun), never traces without their prompt rows.
+        if prompts:
+            self.ws.write_shard("prompts", prompts)
+        if traces:
+            self.ws.write_shard("traces", traces)
+        if quarantine:
+            self.ws.write_shard("quarantine", quarantine)
+
+    def wait(self) -> None:
+        if self._inflight is not None:
+            self._inflight.result()
+            self._inflight = None
+
+    def close(self) -> None:
+        self.flush()
+        self.wait()
+        self._writer.shutdown()
 
 
 def _raw_json(row: dict[str, Any]) -> str:
@@ -386,8 +445,9 @@ def ingest(
 ) -> IngestReport:
     """Ingest one file into the workspace; returns the reconciled report.
 
-    `progress`, when given, is called with the number of input rows handled so far, every few
-    thousand rows (the CLI draws a bar with it).
+    Large JSONL files are decoded and mapped by `cfg.workers` processes in blocks, in order;
+    other formats are mapped in this process. `progress`, when given, is called with the number
+    of input rows handled so far (the CLI draws a bar with it).
     """
     opts = opts or IngestOptions()
     cfg = cfg or IngestConfig()
@@ -395,37 +455,62 @@ def ingest(
     fmt = input_format(path)
     if fmt != "hub" and not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    config = {"path": str(path), "format": fmt, "options": _plain(opts), "ingest": _plain(cfg)}
+    config = {"path": str(path), "format": fmt, "options": asdict(opts), "ingest": asdict(cfg)}
     run = ws.start_run("ingest", config)
     t0 = time.perf_counter()
-    ing = Ingester(ws, path, opts, cfg, run)
+    source = opts.source or path.name
+    report = IngestReport(run.run_id, source)
+    mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
+    asm = Assembler(ws, opts.kind, cfg, report)
     try:
-        for line, row in _rows(path, cfg, opts):
-            ing.take(line, row)
-            if progress is not None and ing.report.rows_in % 2000 == 0:
-                progress(ing.report.rows_in)
-        ing.flush()
+        for block in _mapped_blocks(path, fmt, mapper, cfg, opts):
+            asm.add(block)
+            if progress is not None:
+                progress(report.rows_in)
+        asm.close()
     except BaseException:
-        ing.flush()  # keep what was read: a rerun then skips it
-        r = ing.report
-        run.finish({"in": r.rows_in, "out": r.taken, "quarantined": r.quarantined}, status="failed")
+        asm.close()  # keep what was read: a rerun then skips it
+        run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
         raise
-    r = ing.report
-    r.seconds = time.perf_counter() - t0
-    r.bytes_read = path.stat().st_size if path.is_file() else 0
-    assert r.reconciles, r  # a bug in this module, not in the input
+    report.seconds = time.perf_counter() - t0
+    report.bytes_read = path.stat().st_size if path.is_file() else 0
+    assert report.reconciles, report  # a bug in this module, not in the input
     run.finish(
-        {"in": r.rows_in, "out": r.taken, "quarantined": r.quarantined, "already_stored": r.already_stored,
-         "traces_written": r.traces_written, "prompts_written": r.prompts_written, **{f"reason:{k}": v for k, v in r.reasons.items()}}
+        {"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined,
+         "already_stored": report.already_stored, "traces_written": report.traces_written,
+         "prompts_written": report.prompts_written, **{f"reason:{k}": v for k, v in report.reasons.items()}}
     )
-    return r
+    return report
 
 
-def _rows(path: Path, cfg: IngestConfig, opts: IngestOptions) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    yield from read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
+def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions) -> Iterator[Block]:
+    """Mapped blocks in file order: from worker processes for big JSONL files, else in-process."""
+    workers = cfg.workers or os.cpu_count() or 1
+    if fmt == "jsonl" and workers > 1 and path.stat().st_size >= cfg.parallel_min_bytes:
+        yield from _parallel_jsonl(path, mapper, cfg, workers)
+        return
+    items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
+    for chunk in iter_batches(items, 2000):
+        yield mapper.map_items(chunk)
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    from dataclasses import asdict
+def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: int) -> Iterator[Block]:
+    # spawn, not fork: the parent may hold threads (the shard writer, a Prefect runner).
+    ctx = mp.get_context("spawn")
+    pending: deque[Future[Block]] = deque()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for item in jsonl_blocks(path, cfg.block_bytes, cfg.max_row_bytes):
+            if isinstance(item[0], bytes):
+                data, first = item
+                pending.append(pool.submit(map_jsonl_block, mapper, data, first))
+            else:  # an oversized line, already a RowError: keep its place in the order
+                done: Future[Block] = Future()
+                done.set_result(mapper.map_items([item]))  # type: ignore[list-item]
+                pending.append(done)
+            # Bounded read-ahead: at most 2 blocks per worker decoded but not yet written.
+            while len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
-    return asdict(obj)
+

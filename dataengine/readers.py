@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 # Quarantined raw text is kept up to this size; the file and line locate the full row.
 MAX_RAW_KEPT = 1 << 20
 
@@ -97,6 +99,15 @@ def read_rows(
 def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
     if len(raw) > max_row_bytes:
         return RowError("row_too_large", f"{len(raw)} bytes > max_row_bytes={max_row_bytes}", _raw_text(raw))
+    # Fast path: orjson validates UTF-8 and rejects lone surrogates itself. Anything it refuses
+    # goes through the stdlib below, which accepts a little more (NaN, 1e400) and classifies errors.
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if isinstance(obj, dict):
+            return obj
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -117,6 +128,55 @@ def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
         except UnicodeEncodeError as e:
             return RowError("invalid_unicode", f"lone surrogate {e.object[e.start:e.end]!r} in a string", _raw_text(raw))
     return obj
+
+
+def decode_jsonl_block(data: bytes, first_line: int, max_row_bytes: int) -> Iterator[ReadItem]:
+    """The rows of a block of whole JSONL lines (see `jsonl_blocks`), numbered from `first_line`."""
+    line_no = first_line - 1
+    for raw in data.split(b"\n"):
+        line_no += 1
+        stripped = raw.strip()
+        if stripped:
+            yield line_no, _decode_json_line(stripped, max_row_bytes)
+
+
+def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64 << 20) -> Iterator[tuple[bytes, int] | ReadItem]:
+    """Split a JSONL file into blocks of whole lines: `(data, first_line)` for worker processes.
+
+    An oversized line is never read whole: it is yielded as `(line, RowError)` in its place.
+    """
+    with _open_binary(path) as f:
+        line_no = 1
+        buf: list[bytes] = []
+        size = 0
+        first = 1
+        while True:
+            raw = f.readline(max_row_bytes + 1)
+            if not raw:
+                break
+            if len(raw) > max_row_bytes and not raw.endswith(b"\n"):
+                if buf:
+                    yield b"".join(buf), first
+                    buf, size = [], 0
+                total = len(raw)
+                head = raw
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(1 << 20)
+                    total += len(raw)
+                yield line_no, RowError("row_too_large", f"over {total} bytes > max_row_bytes={max_row_bytes}", _raw_text(head))
+                line_no += 1
+                first = line_no
+                continue
+            if not buf:
+                first = line_no
+            buf.append(raw.rstrip(b"\n"))
+            size += len(raw)
+            line_no += 1
+            if size >= block_bytes:
+                yield b"\n".join(buf), first
+                buf, size = [], 0
+        if buf:
+            yield b"\n".join(buf), first
 
 
 def read_jsonl(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+import orjson
 
 # Domains named in DESIGN.md; others are allowed (free-form), these are the ones stages know.
 KNOWN_DOMAINS = ("math", "code", "science", "logic", "general", "medical", "writing", "qa", "chat")
@@ -26,11 +29,8 @@ KNOWN_DOMAINS = ("math", "code", "science", "logic", "general", "medical", "writ
 
 def content_hash(*parts: object) -> str:
     """A 32-hex-char blake2b digest of `parts`, joined by a separator no text field contains."""
-    h = hashlib.blake2b(digest_size=16)
-    for p in parts:
-        h.update(("" if p is None else str(p)).encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
-    return h.hexdigest()
+    joined = "\x1f".join("" if p is None else str(p) for p in parts) + "\x1f"
+    return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def prompt_id_for(prompt: str) -> str:
@@ -160,7 +160,9 @@ class Prompt:
             self.prompt_id = prompt_id_for(self.prompt)
 
     def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
+        # A shallow read of the fields: dataclasses.asdict deep-copies every value, which was half
+        # of ingest's time on long traces.
+        row = {name: getattr(self, name) for name in _PROMPT_FIELDS}
         row["metadata"] = dumps_metadata(self.metadata)
         return row
 
@@ -205,12 +207,35 @@ class Trace:
             )
 
     def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
+        row = {name: getattr(self, name) for name in _TRACE_FIELDS}
         row["metadata"] = dumps_metadata(self.metadata)
-        row["sampling_params"] = json.dumps(self.sampling_params, sort_keys=True)
+        row["sampling_params"] = dumps_metadata(self.sampling_params)
         return row
+
+
+_PROMPT_FIELDS = tuple(f.name for f in fields(Prompt))
+_TRACE_FIELDS = tuple(f.name for f in fields(Trace))
 
 
 def dumps_metadata(meta: dict[str, Any]) -> str:
     """Metadata is stored as a JSON object so SQL can say `metadata->>'field'`."""
-    return json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True)
+    try:
+        return orjson.dumps(meta, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        # Rare values orjson refuses (ints beyond 64 bits, deep nesting): make them plain JSON.
+        return json.dumps(_plain_json(meta), ensure_ascii=False, default=str, sort_keys=True, allow_nan=False)
+
+
+def _plain_json(v: Any) -> Any:
+    """Keys as strings, big ints as strings, NaN/inf as null: always valid JSON for DuckDB."""
+    if isinstance(v, dict):
+        return {str(k): _plain_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain_json(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return v if -(2**63) <= v < 2**64 else str(v)
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return str(v)

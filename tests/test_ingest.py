@@ -176,3 +176,17 @@ def test_shard_size_bounds_rows_per_file(ws, shared_data):
     path = shared_data / "traces" / "sky_t1" / "math500__Sky-T1-math-correct-5K-27B.jsonl"
     ingest(ws, path, IngestOptions(mapping={"prompt": "question", "completion": "code"}), IngestConfig(shard_rows=100))
     assert len(ws.shards("traces")) >= 5
+
+
+def test_parallel_jsonl_path_gives_the_same_rows_as_in_process(tmp_path, shared_data):
+    """Worker processes decode blocks out of order in time but the result is in file order."""
+    src = shared_data / "traces" / "thinking_llms_interp" / "r1distill_qwq_benchmark_traces.jsonl"
+    opts = IngestOptions(**TRACE_FILES["thinking_llms_interp/r1distill_qwq_benchmark_traces.jsonl"][0])
+    from dataengine.store import Workspace
+
+    serial, parallel = Workspace.init(tmp_path / "a"), Workspace.init(tmp_path / "b")
+    r1 = ingest(serial, src, opts, IngestConfig(workers=1))
+    r2 = ingest(parallel, src, opts, IngestConfig(workers=2, parallel_min_bytes=0, block_bytes=256 << 10))
+    assert (r1.rows_in, r1.taken, r1.traces_written) == (r2.rows_in, r2.taken, r2.traces_written)
+    q = "select trace_id, sample_idx, reasoning, answer from traces order by trace_id"
+    assert serial.query(q).fetchall() == parallel.query(q).fetchall()

@@ -46,3 +46,13 @@ def test_ids_are_deterministic_content_hashes():
     t2 = Trace(a.prompt_id, "<think>y</think>4", sample_idx=0, model="m", sampling_run="r")
     t3 = Trace(a.prompt_id, "<think>x</think>4", sample_idx=1, model="m", sampling_run="r")
     assert t1.trace_id == t2.trace_id != t3.trace_id
+
+
+def test_metadata_is_always_valid_json():
+    import json
+
+    from dataengine.records import dumps_metadata
+
+    for meta in ({"a": float("nan"), "b": [1, "é"]}, {"big": 2**70, 3: "int key"}, {"nested": {"x": float("inf")}}):
+        parsed = json.loads(dumps_metadata(meta))  # strict parse: NaN would fail here
+        assert set(parsed) == {str(k) for k in meta}

@@ -15,6 +15,12 @@ from dataengine.engines.base import (
     register_engine,
 )
 
+# Lazy factories: importing this package never imports torch, transformers, httpx or vllm.
+register_engine("simulated", "dataengine.engines.simulated:SimulatedEngine")
+register_engine("openai", "dataengine.engines.openai_engine:OpenAIEngine")
+register_engine("transformers", "dataengine.engines.transformers_engine:TransformersEngine")
+register_engine("vllm", "dataengine.engines.vllm_engine:VLLMEngine")
+
 __all__ = [
     "ENGINES",
     "Completion",

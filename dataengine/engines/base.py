@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,9 @@ class Completion:
     # "stop" (natural end), "length" (hit max_tokens), or the engine's own word.
     finish_reason: str | None
     completion_tokens: int | None = None
+    # Engine-specific facts about this sample (the simulated engine's `planted_defects`, an
+    # OpenAI server's `tokens_apportioned`); the generate stage copies it into the trace metadata.
+    metadata: dict[str, Any] = field(default_factory=dict)
     # The sampled token ids, for engines that know them (the GRPO trainer trains on exactly these;
     # re-tokenizing the text can give a different sequence). None: the caller re-tokenizes `text`.
     token_ids: list[int] | None = None
@@ -71,6 +74,8 @@ class GenerationResult:
     latency_s: float | None = None
     rendered_prompt: str | None = None
     error: str | None = None
+    # How many attempts the engine made (an HTTP engine retries 429/5xx/timeouts).
+    attempts: int = 1
 
     @property
     def ok(self) -> bool:
@@ -87,6 +92,16 @@ class Engine(abc.ABC):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Results in the same order as `requests`; never raises for one failed request (its
         result carries `error`), only for a broken engine."""
+
+    def iter_generate(self, requests: Sequence[GenerationRequest], chunk_size: int = 64) -> Iterator[GenerationResult]:
+        """Yield results as they finish, in any order (match them by `request_id`).
+
+        The default generates `chunk_size` requests at a time; engines that can stream (the
+        OpenAI engine keeps hundreds of requests in flight) override it, so a caller that writes
+        what it has every few seconds never waits for the slowest request of a batch.
+        """
+        for start in range(0, len(requests), chunk_size):
+            yield from self.generate(requests[start : start + chunk_size])
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release GPUs, HTTP clients, worker processes."""
