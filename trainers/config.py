@@ -109,8 +109,8 @@ class GRPOConfig(CommonTrainConfig):
     max_completion_length: int = field(default=1024, metadata={"help": "rollout token budget; also the constant of constant_norm"})
     temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "rollout nucleus sampling"})
-    engine: str = field(default="policy", metadata={
-        "help": "rollout engine: 'policy' samples from the live model in process (always current weights)"})
+    engine: str = field(default="transformers", metadata={
+        "help": "rollout engine; 'transformers' samples from the live policy in process (always current weights)"})
     loss_type: str = field(default="seq_mean_token_mean", metadata={
         "help": "seq_mean_token_mean (GRPO), token_mean (DAPO), constant_norm (Dr. GRPO)"})
     scale_rewards: bool = field(default=True, metadata={"help": "divide advantages by the group std (false: Dr. GRPO)"})
@@ -134,5 +134,5 @@ class GRPOConfig(CommonTrainConfig):
             raise ValueError("num_generations: must be >= 2 (advantages compare completions within a group)")
         if not self.rewards:
             raise ValueError("rewards: give at least one reward with a weight")
-        if self.engine not in ("policy", "transformers"):
-            raise ValueError(f"engine: 'policy' or 'transformers', got {self.engine!r}")
+        if self.engine != "transformers":
+            raise ValueError(f"engine: only 'transformers' (the live policy) trains here, got {self.engine!r}")

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 from dataengine.engines.base import GenerationRequest, SamplingParams
+from dataengine.engines.transformers_engine import TransformersEngine
 from trainers.config import GRPOConfig
 from trainers.data import load_table
 from trainers.grpo_loss import group_advantages, grpo_loss
 from trainers.rewards import get_reward
-from trainers.rollout import PolicyEngine, completion_ids, prompt_ids
+from trainers.rollout import completion_ids, render_prompt
 from trainers.runtime import (
     Dist,
     MetricsLogger,
@@ -124,7 +125,8 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
     # ---- model, optimizer, resume -------------------------------------------------------------
     model = shard_fsdp2(model, dist)
     model.train()
-    engine = PolicyEngine(model, tok, cfg.max_prompt_length, batch_size=max(1, cfg.micro_batch_size // cfg.num_generations))
+    # The engine samples from the live model: rollouts always come from the current weights.
+    engine = TransformersEngine.from_model(model, tok, batch_size=max(1, cfg.micro_batch_size // cfg.num_generations))
     optimizer = build_optimizer(model, cfg)
     scheduler = cosine_schedule(optimizer, cfg, cfg.max_steps * cfg.num_iterations)
     step, epoch, cursor = 0, 0, 0
@@ -158,16 +160,19 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
             picked.append(order[cursor])
             cursor += 1
         rows = [table[i] for i in picked[dist.rank :: dist.world]]
-        requests = [GenerationRequest(f"s{step}-p{i}", messages=prompt_messages(r, cfg), params=sampling)
-                    for i, r in enumerate(rows)]
+        rendered = [render_prompt(tok, prompt_messages(r, cfg), cfg.max_prompt_length) for r in rows]
+        requests = [GenerationRequest(f"s{step}-p{i}", prompt=text, params=sampling)
+                    for i, (text, _) in enumerate(rendered)]
 
         # rollouts from the current weights
+        model.eval()
         results = engine.generate(requests)
+        model.train()
         failed = [r.error for r in results if not r.ok]
         if failed:
             raise RuntimeError(f"rollout failed: {failed[0]}")
         comps = [c for res in results for c in res.completions]  # N = P * G, groups contiguous
-        p_ids = [prompt_ids(tok, req, cfg.max_prompt_length) for req in requests for _ in range(G)]
+        p_ids = [ids for _, ids in rendered for _ in range(G)]
         c_ids = [completion_ids(tok, c)[: cfg.max_completion_length] for c in comps]
         truncated = torch.tensor([c.finish_reason == "length" for c in comps])  # [N]
 
@@ -175,7 +180,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         columns = {k: [r[k] for r in rows for _ in range(G)] for k in table.column_names if k != cfg.prompt_field}
         columns.update(completion_lengths=[len(c) for c in c_ids], truncated=truncated.tolist(),
                        max_completion_length=cfg.max_completion_length)
-        reward, per_fn = score(rewards, [m for req in requests for m in [req.messages] * G],
+        reward, per_fn = score(rewards, [prompt_messages(r, cfg) for r in rows for _ in range(G)],
                                [c.text for c in comps], columns)  # [N]
         unscorable = torch.isnan(reward)  # [N]
         advantages, zero_std = group_advantages(reward.nan_to_num(0.0), G, scale=cfg.scale_rewards)  # [N]

@@ -1,85 +1,30 @@
 """GRPO rollouts through the engine interface, sampled from the live policy (always current weights).
 
-`PolicyEngine` is an `Engine` (dataengine/engines/base.py) over an in-memory model: the trainer
-hands it the model it is updating, so no weight sync is needed. It returns the sampled token ids
-with each completion (`Completion.token_ids`), so the trainer scores exactly what was sampled. An
-engine that returns only text (openai, vllm served elsewhere) still works: `completion_ids` then
-re-tokenizes the text.
+The trainer wraps the model it is updating in the `transformers` engine
+(`TransformersEngine.from_model`), so no weight sync is needed and the engine returns the sampled
+token ids with each completion (`Completion.token_ids`): the trainer scores exactly what was
+sampled. An engine that returns only text still works: `completion_ids` then re-tokenizes it.
+
+Prompts are rendered here, not in the engine, so the trainer knows the exact prompt ids the
+engine conditioned on (the engine tokenizes the same text the same way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from dataengine.engines.base import Completion, Engine, GenerationRequest, GenerationResult
+from dataengine.engines.base import Completion
 
 
-class PolicyEngine(Engine):
-    """Sample from `model` (a live `PreTrainedModel`, possibly FSDP-wrapped) with `tokenizer`."""
-
-    name = "policy"
-
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_prompt_length: int, batch_size: int = 64):
-        self.lm, self.tokenizer = model, tokenizer
-        self.model = getattr(getattr(model, "config", None), "name_or_path", "policy")
-        self.max_prompt_length, self.batch_size = max_prompt_length, batch_size
-        eos = getattr(model, "generation_config", None) and model.generation_config.eos_token_id
-        eos = eos if eos is not None else tokenizer.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
-
-    @torch.no_grad()
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        results = []
-        for start in range(0, len(requests), self.batch_size):
-            results += self._batch(list(requests[start : start + self.batch_size]))
-        return results
-
-    def _batch(self, reqs: list[GenerationRequest]) -> list[GenerationResult]:
-        params = reqs[0].params
-        if any(r.params != params for r in reqs):
-            raise ValueError("PolicyEngine: one batch takes one set of sampling params")
-        prompts = [prompt_ids(self.tokenizer, r, self.max_prompt_length) for r in reqs]
-        device = next(self.lm.parameters()).device
-        width = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # [P, Lp] left-padded
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)  # [P, Lp]
-        was_training = self.lm.training
-        self.lm.eval()
-        try:
-            out = self.lm.generate(
-                input_ids=input_ids, attention_mask=attention, do_sample=True, temperature=params.temperature,
-                top_p=params.top_p, top_k=0, max_new_tokens=params.max_tokens, num_return_sequences=params.n,
-                pad_token_id=pad, eos_token_id=sorted(self.eos_ids),
-            )  # [P * n, Lp + new]
-        finally:
-            self.lm.train(was_training)
-        new = out[:, width:].tolist()
-        results = []
-        for b, req in enumerate(reqs):
-            comps = [self._completion(new[b * params.n + k]) for k in range(params.n)]
-            results.append(GenerationResult(req.request_id, comps, prompt_tokens=len(prompts[b]),
-                                            rendered_prompt=self.tokenizer.decode(prompts[b])))
-        return results
-
-    def _completion(self, ids: list[int]) -> Completion:
-        end = next((j for j, t in enumerate(ids) if t in self.eos_ids), None)
-        kept = ids[: end + 1] if end is not None else ids  # keep the EOS: the model must learn to stop
-        text = self.tokenizer.decode(kept[:-1] if end is not None else kept, skip_special_tokens=False)
-        return Completion(text, "stop" if end is not None else "length", len(kept), token_ids=kept)
-
-
-def prompt_ids(tokenizer: Any, req: GenerationRequest, max_prompt_length: int) -> list[int]:
-    """Prompt token ids (chat template applied to `messages`), left-truncated to max_prompt_length:
-    the end of a prompt (the question, the generation prompt) matters most."""
-    if req.messages is not None:
-        text = tokenizer.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True)
-    else:
-        text = req.prompt
-    return tokenizer(text, add_special_tokens=False)["input_ids"][-max_prompt_length:]
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], max_prompt_length: int) -> tuple[str, list[int]]:
+    """The prompt text (chat template + generation prompt) and its token ids, left-truncated to
+    max_prompt_length tokens: the end of a prompt (the question, the generation prompt) matters most."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) > max_prompt_length:
+        text = tokenizer.decode(ids[-max_prompt_length:], skip_special_tokens=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text, ids
 
 
 def completion_ids(tokenizer: Any, completion: Completion) -> list[int]:

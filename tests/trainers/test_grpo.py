@@ -80,3 +80,30 @@ def test_unknown_reward_and_missing_column_are_named(tiny_qwen, gsm8k_prompts, t
     with pytest.raises(ValueError, match="no 'question' column"):
         train_grpo(grpo_config(tiny_qwen, gsm8k_prompts, tmp_path / "b", prompt_field="question"))
     assert {"accuracy", "format", "language_consistency", "overlong"} <= set(REWARDS)
+
+
+def test_rollouts_carry_the_sampled_ids_of_the_live_model(tiny_qwen):
+    """The transformers engine wraps the model being trained: ids come back as sampled (EOS kept on
+    natural stops), and an update to the weights changes what is sampled next."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dataengine.engines.base import GenerationRequest, SamplingParams
+    from dataengine.engines.transformers_engine import TransformersEngine
+    from trainers.rollout import completion_ids, render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen)
+    engine = TransformersEngine.from_model(model, tok, batch_size=2)
+    text, ids = render_prompt(tok, [{"role": "user", "content": "What is 2 + 3?"}], 12)
+    assert len(ids) <= 12 and text.endswith("<|im_start|>assistant\n")
+    req = GenerationRequest("r", prompt=text, params=SamplingParams(n=6, temperature=1.0, top_p=1.0, max_tokens=8, seed=1))
+    comps = engine.generate([req])[0].completions
+    for c in comps:
+        got = completion_ids(tok, c)
+        assert got == c.token_ids and len(got) == c.completion_tokens
+        assert (got[-1] == tok.eos_token_id) == (c.finish_reason == "stop")
+        assert tok.decode(got[:-1] if c.finish_reason == "stop" else got) == c.text
+    with torch.no_grad():
+        model.lm_head.weight.zero_()  # tied to the embeddings: logits all 0, sampling is uniform
+    again = engine.generate([req])[0].completions
+    assert [c.text for c in again] != [c.text for c in comps]
