@@ -249,7 +249,8 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                        "completion_length_max": float(lengths.max()),
                        "truncated": float(truncated.double().mean()), "groups_kept": float(keep.double().mean()),
                        "grad_norm": float(grad_norm), "lr": lr,
-                       "tokens_per_s": float(lengths.sum()) * dist.world / (time.perf_counter() - t0), **stats}
+                       "tokens_per_s": float(lengths.sum()) * dist.world / (time.perf_counter() - t0),
+                       "step_s": time.perf_counter() - t0, **stats}
             for name, values in per_fn.items():
                 metrics[f"rewards/{name}/mean"] = float(values.nanmean())
                 metrics[f"rewards/{name}/std"] = float(values.nan_to_num(0).std())
