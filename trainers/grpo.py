@@ -34,6 +34,7 @@ from trainers.runtime import (
     MetricsLogger,
     autocast,
     build_optimizer,
+    clip_grad_norm,
     cosine_schedule,
     load_checkpoint,
     load_model,
@@ -214,7 +215,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         # policy update(s)
         stats: dict[str, float] = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "clip_region": 0.0,
                                    "entropy": 0.0}
-        grad_norm = torch.zeros(())
+        grad_norm = 0.0
         lr = scheduler.get_last_lr()[0]
         for _ in range(cfg.num_iterations):
             for mb in micro:
@@ -226,13 +227,13 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                                         beta=cfg.beta, kl_ratio_correction=cfg.kl_ratio_correction,
                                         max_completion_length=cfg.max_completion_length,
                                         num_sequences=n_seq, num_tokens=n_tok)
-                loss.backward()
+                (loss * dist.world).backward()  # FSDP averages over ranks; the normalisers are already global
                 w = float(mb["loss_mask"].sum()) / max(1.0, n_tok) / cfg.num_iterations  # token share of the step
                 stats["loss"] += loss.item() / cfg.num_iterations
                 for k in ("kl", "clip_low", "clip_high", "clip_region"):
                     stats[k] += float(m[k]) * w
                 stats["entropy"] += float((entropy * mb["loss_mask"]).sum()) / max(1.0, n_tok) / cfg.num_iterations
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+            grad_norm = clip_grad_norm(model, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)

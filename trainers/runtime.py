@@ -127,6 +127,14 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def clip_grad_norm(model: torch.nn.Module, max_norm: float) -> float:
+    """Clip the global grad norm (0: no clipping, norm still measured); returns the norm before clipping."""
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm or float("inf"))
+    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
+        norm = norm.full_tensor()
+    return float(norm)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

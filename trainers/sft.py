@@ -30,6 +30,7 @@ from trainers.runtime import (
     MetricsLogger,
     autocast,
     build_optimizer,
+    clip_grad_norm,
     cosine_schedule,
     load_checkpoint,
     load_model,
@@ -172,11 +173,12 @@ def train_sft(cfg: SFTConfig, *, stop_after: int | None = None) -> dict[str, Any
             n_tokens += sum(lengths[i] for row in rows for i in row)  # real (unpadded) tokens, for tokens/s
             with autocast(dist, cfg.bf16):
                 loss = token_loss_sum(model, batch) / max(1, n_targets)
-            loss.backward()
+            # FSDP averages gradients over ranks; the normaliser is already global, so undo the mean.
+            (loss * dist.world).backward()
             loss_sum += loss.item()
 
         # clip, step
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        grad_norm = clip_grad_norm(model, cfg.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
