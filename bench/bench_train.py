@@ -82,11 +82,13 @@ def main() -> None:
             args = SFTConfig(output_dir={str(tmp / 't-sft')!r}, per_device_train_batch_size={args.batch},
                              max_length={args.max_length}, packing=False, max_steps={sft_steps}, learning_rate=1e-4,
                              warmup_steps=1, lr_scheduler_type="cosine", report_to=[], use_cpu=True, save_strategy="no",
-                             logging_steps=1, completion_only_loss=True, dataloader_num_workers=0, seed=0)
+                             logging_steps=1, completion_only_loss=True, dataloader_num_workers=0, seed=0,
+                             gradient_checkpointing=False)  # TRL 1.16 defaults it on; ours is off
             tr = SFTTrainer(model={str(model)!r}, args=args, train_dataset=ds)
             out = tr.train()
             RESULT["seconds"], RESULT["cpu_seconds"] = time.perf_counter() - T0, _cpu() - C0
             RESULT["loop_seconds"] = out.metrics["train_runtime"]
+            RESULT["dtype"], RESULT["threads"] = str(tr.model.dtype), torch.get_num_threads()
             RESULT["loss"] = [h["loss"] for h in tr.state.log_history if "loss" in h][-1]
         """)
         # The same tokens go through both: the conversations rendered with the chat template.
@@ -124,7 +126,7 @@ def main() -> None:
                               num_generations={args.G}, max_completion_length={args.completion_length},
                               max_steps={args.grpo_steps}, learning_rate=1e-5, beta=0.0, loss_type="grpo",
                               report_to=[], use_cpu=True, save_strategy="no", logging_steps=1, temperature=1.0,
-                              top_k=0, seed=0)
+                              top_k=0, seed=0, gradient_checkpointing=False)
             tr = GRPOTrainer(model={str(model)!r}, reward_funcs=[think_format_reward], args=args, train_dataset=ds)
             out = tr.train()
             RESULT["seconds"], RESULT["cpu_seconds"] = time.perf_counter() - T0, _cpu() - C0

@@ -184,8 +184,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         reward, per_fn = score(rewards, [prompt_messages(r, cfg) for r in rows for _ in range(G)],
                                [c.text for c in comps], columns)  # [N]
         unscorable = torch.isnan(reward)  # [N]
-        advantages, zero_std = group_advantages(reward.nan_to_num(0.0), G, scale=cfg.scale_rewards)  # [N]
-        advantages[unscorable] = 0.0
+        advantages, zero_std = group_advantages(reward, G, scale=cfg.scale_rewards)  # [N], unscorable -> 0
         keep = torch.ones_like(zero_std) if not cfg.dynamic_sampling else ~zero_std  # [N] DAPO: drop flat groups
 
         # tensors of the kept completions

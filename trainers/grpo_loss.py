@@ -36,12 +36,16 @@ def group_advantages(
     eps: float = 1e-4,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Group-normalised advantages `(r - mean_g) / (std_g + eps)` (DeepSeekMath); `scale=False` is
-    Dr. GRPO's `r - mean_g`. std is the unbiased one, as in TRL. Returns (advantages [N], zero_std [N]):
-    zero_std marks completions whose group had no reward spread (no learning signal)."""
+    Dr. GRPO's `r - mean_g`. std is the unbiased one, as in TRL. A NaN reward (unscorable) is left out
+    of its group's mean and std and gets advantage 0. Returns (advantages [N], zero_std [N]): zero_std
+    marks completions whose group had no reward spread (no learning signal)."""
     grouped = rewards.view(-1, group_size)  # [G, n]
-    mean = grouped.mean(dim=1, keepdim=True)  # [G, 1]
-    std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(mean)  # [G, 1]
-    adv = grouped - mean  # [G, n]
+    scored = ~torch.isnan(grouped)  # [G, n]
+    count = scored.sum(dim=1, keepdim=True)  # [G, 1]
+    mean = torch.nanmean(grouped, dim=1, keepdim=True).nan_to_num(0.0)  # [G, 1]
+    sq = ((grouped - mean) ** 2).nan_to_num(0.0).sum(dim=1, keepdim=True)  # [G, 1]
+    std = torch.where(count > 1, (sq / (count - 1).clamp(min=1)).sqrt(), torch.zeros_like(sq))  # [G, 1]
+    adv = (grouped - mean).nan_to_num(0.0)  # [G, n]
     if scale:
         adv = adv / (std + eps)
     zero_std = torch.isclose(std, torch.zeros_like(std)).expand_as(grouped)  # [G, n]

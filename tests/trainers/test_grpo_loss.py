@@ -93,6 +93,12 @@ def test_group_advantages_match_trl_formula():
     assert zero.tolist() == [False] * 4 + [True] * 4 and torch.all(adv[4:] == 0)
     adv_dr, _ = group_advantages(r, 4, scale=False)  # Dr. GRPO: no division by std
     assert torch.allclose(adv_dr[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]))
+    # an unscorable completion (NaN) is left out of its group's baseline and gets no advantage
+    nan = torch.tensor([1.0, float("nan"), 0.0, 1.0])
+    adv_nan, _ = group_advantages(nan, 4)
+    kept = torch.tensor([1.0, 0.0, 1.0])
+    expected = (kept - kept.mean()) / (kept.std() + 1e-4)
+    assert adv_nan[1] == 0 and torch.allclose(adv_nan[[0, 2, 3]], expected)
 
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
