@@ -151,6 +151,7 @@ def main() -> None:
         ("SFT CPU seconds, end to end (load included)", f"{ours_sft.cpu_seconds:.1f}",
          f"TRL {trl_sft.cpu_seconds:.1f} → ×{trl_sft.cpu_seconds / ours_sft.cpu_seconds:.2f} less"),
         ("SFT peak RSS MB", f"{ours_sft.peak_rss_mb:.0f}", f"TRL {trl_sft.peak_rss_mb:.0f}"),
+        ("TRL model dtype / torch threads (same as ours)", f"{trl_sft.result['dtype']} / {trl_sft.result['threads']}", ""),
         ("SFT last-step loss", f"{ours_sft.result['loss']:.3f}", f"TRL {trl_sft.result['loss']:.3f}"),
         (f"GRPO completion tokens/s ({args.grpo_steps} steps × {args.prompts}×{args.G}, ≤{args.completion_length} tok)",
          f"{g_ours:,.0f}", f"TRL GRPOTrainer {g_trl:,.0f} tok/s → ×{g_ours / g_trl:.2f}"),
