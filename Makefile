@@ -20,6 +20,9 @@ quickstart: setup
 	$(DE) --workspace $(WS) ingest examples/sample_traces.jsonl --kind traces --map completion=response --map reference_answer=gold
 	$(DE) --workspace $(WS) sql "select domain, think_format, count(*) as traces, count(*) filter (where think_closed) as closed from traces group by all order by all"
 	$(DE) --workspace $(WS) sql --query quarantine_summary
+	$(DE) --workspace $(WS) demo-prompts 200
+	$(DE) --workspace $(WS) generate --engine simulated --n 4 --template cold_start
+	$(DE) --workspace $(WS) sql --query generation_progress
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

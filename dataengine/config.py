@@ -116,7 +116,16 @@ def _import_stage_sections() -> None:
 
 
 # Modules that define config sections; each stage issue appends its own.
-STAGE_CONFIG_MODULES: list[str] = ["dataengine.ingest", "trainers.config"]
+STAGE_CONFIG_MODULES: list[str] = [
+    "dataengine.ingest",
+    "dataengine.generate",
+    "dataengine.filter_stage",
+    "dataengine.verify.stage",
+    "dataengine.verify.select",
+    "dataengine.dedup.config",
+    "dataengine.mix.config",
+    "trainers.config",
+]
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:

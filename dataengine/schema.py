@@ -131,6 +131,25 @@ register_table(
 
 register_table(
     TableSpec(
+        "selections",
+        _schema(
+            ("selection", STR),
+            ("trace_id", STR),
+            ("prompt_id", STR),
+            ("rank", pa.int32()),
+            ("policy", STR),
+            ("features", STR),
+            ("run_id", STR),
+        ),
+        key=("selection", "trace_id"),
+        # Each select run writes every kept trace; the `selected_traces` view reads the latest run.
+        latest_wins=False,
+        json_columns=("features",),
+    )
+)
+
+register_table(
+    TableSpec(
         "dedup",
         _schema(
             ("trace_id", STR),
@@ -140,10 +159,59 @@ register_table(
             ("is_representative", pa.bool_()),
             ("contamination", STR),
             ("run_id", STR),
+            # Added by the dedup stage (issue 6): the normalised-text hash of the completion
+            # (global: equal completions under any prompt), the normalised-text hash of the
+            # prompt, and the near-duplicate cluster of prompts across sources the trace's
+            # prompt belongs to. exact_group is the completion hash within a prompt cluster.
+            ("completion_hash", STR),
+            ("prompt_exact_group", STR),
+            ("prompt_cluster", STR),
         ),
         key=("trace_id",),
         latest_wins=True,
         json_columns=("contamination",),
+    )
+)
+
+# Prompt-level dedup and contamination (issue 6): one row per prompt, so prompt pools can be
+# deduplicated and decontaminated before any trace is generated.
+register_table(
+    TableSpec(
+        "dedup_prompts",
+        _schema(
+            ("prompt_id", STR),
+            ("source", STR),
+            ("exact_group", STR),
+            ("near_dup_cluster", STR),
+            ("is_representative", pa.bool_()),
+            ("contamination", STR),
+            ("run_id", STR),
+        ),
+        key=("prompt_id",),
+        latest_wins=True,
+        json_columns=("contamination",),
+    )
+)
+
+# Every benchmark n-gram hit (issue 6). A row with prompt_id NULL marks that run `run_id`
+# checked `benchmark` (so a later clean run supersedes older hits); views read the newest run
+# per benchmark.
+register_table(
+    TableSpec(
+        "contamination_hits",
+        _schema(
+            ("run_id", STR),
+            ("benchmark", STR),
+            ("prompt_id", STR),
+            ("item_id", STR),
+            ("shared_ngrams", pa.int32()),
+            ("ngrams", STR),
+            ("ngram_n", pa.int32()),
+            ("benchmark_path", STR),
+        ),
+        key=("run_id", "benchmark", "prompt_id", "item_id"),
+        latest_wins=False,
+        json_columns=("ngrams",),
     )
 )
 
@@ -157,6 +225,11 @@ register_table(
             ("domain", STR),
             ("reason", STR),
             ("run_id", STR),
+            # Added by the mix stage (issue 7): the prompt, how many times the row is exported
+            # (> 1 only under the upsample shortfall policy) and its place in the export order.
+            ("prompt_id", STR),
+            ("copies", pa.int32()),
+            ("position", pa.int64()),
         ),
         key=("mix_id", "trace_id"),
         latest_wins=True,

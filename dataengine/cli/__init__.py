@@ -18,6 +18,11 @@ from dataengine.cli._common import cli
 COMMAND_MODULES = [
     "dataengine.cli.core",
     "dataengine.cli.ingest",
+    "dataengine.cli.generate",
+    "dataengine.cli.filter",
+    "dataengine.cli.dedup",
+    "dataengine.cli.mix",
+    "dataengine.cli.verify",
     "dataengine.cli.train",
 ]
 

@@ -15,7 +15,11 @@ from dataengine.records import THINK_FORMATS
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(["traces", "prompts"]), default="traces", show_default=True)
+@click.option("--kind", type=click.Choice(["traces", "prompts", "sft"]), default="traces", show_default=True,
+              help="sft: an existing SFT set, ingested as non-reasoning traces (see --sft-format).")
+@click.option("--sft-format", type=click.Choice(["auto", "alpaca", "sharegpt", "messages", "seed_tasks"]),
+              default="auto", show_default=True, help="Shape of an SFT set (--kind sft).")
+@click.option("--category", help="Category for every row of an SFT set (default: source mapping, then rules).")
 @click.option("--map", "-m", "mapping", multiple=True, metavar="CANONICAL=FIELD",
               help="Read a canonical field from another input field (repeatable).")
 @click.option("--domain", help="Domain for rows without a domain field (math, code, science, …).")
@@ -35,7 +39,7 @@ from dataengine.records import THINK_FORMATS
 @click.pass_context
 @user_errors
 def ingest(
-    ctx: click.Context, path: Path, kind: str, mapping: tuple[str, ...], domain: str | None,
+    ctx: click.Context, path: Path, kind: str, sft_format: str, category: str | None, mapping: tuple[str, ...], domain: str | None,
     language: str | None, model: str | None, source: str | None, sampling_run: str | None,
     think_format: str, completion_after: str | None, columns: str | None, split: str | None,
     config_path: Path | None, max_row_bytes: int | None, strict: bool | None,
@@ -54,7 +58,12 @@ def ingest(
       dataengine ingest s1k.parquet --map prompt=question --map reasoning=gemini_thinking_trajectory \\
           --map answer=gemini_attempt --map reference_answer=solution
       dataengine ingest mgsm_de.tsv --kind prompts --columns prompt,reference_answer --language de
+      dataengine ingest alpaca_zh_demo.json --kind sft --sft-format alpaca --language zh
+      dataengine ingest sharegpt.jsonl --kind sft --sft-format sharegpt
     """
+    if kind == "sft":
+        _ingest_sft(ctx, path, sft_format, category, source, language, config_path, strict)
+        return
     cfg: IngestConfig = load_config(config_path).section("ingest")
     cfg = apply_overrides(cfg, {"max_row_bytes": max_row_bytes, "strict": strict})
     opts = IngestOptions(
@@ -74,4 +83,22 @@ def ingest(
             f"dataengine sql \"select line, field, reason, detail from quarantine where run_id = '{report.run_id}'\""
         )
         if cfg.strict:
+            raise SystemExit(1)
+
+
+def _ingest_sft(ctx: click.Context, path: Path, fmt: str, category: str | None, source: str | None,
+                language: str | None, config_path: Path | None, strict: bool | None) -> None:
+    """`--kind sft`: the conversion and categorisation live in dataengine.mix.sft_ingest."""
+    from dataengine.mix.sft_ingest import ingest_sft
+
+    cfg = load_config(config_path)
+    report = ingest_sft(workspace_from(ctx), path, fmt, cfg.section("sft"), source=source, category=category,
+                        language=language)
+    click.echo(report.summary())
+    if report.quarantined:
+        console.print(
+            f"[yellow]{report.quarantined} rows quarantined[/]: "
+            f"dataengine sql \"select line, field, reason, detail from quarantine where run_id = '{report.run_id}'\""
+        )
+        if strict or cfg.section("ingest").strict:
             raise SystemExit(1)

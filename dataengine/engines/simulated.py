@@ -156,6 +156,7 @@ class SimulatedEngine(Engine):
             are 0, `None` means `DEFAULT_DEFECT_RATES`.
         think_format: `think` writes `<think>…</think>answer`; `prompt_opened` omits the opening
             tag, as when a chat template puts `<think>` in the prompt (R1-distill models).
+        latency_s: sleep per request, to imitate generation time (kill tests, load tests).
     """
 
     name = "simulated"
@@ -166,6 +167,7 @@ class SimulatedEngine(Engine):
         seed: int = 0,
         defect_rates: dict[str, float] | None = None,
         think_format: str = "think",
+        latency_s: float = 0.0,
     ):
         rates = dict(DEFAULT_DEFECT_RATES if defect_rates is None else defect_rates)
         unknown = set(rates) - set(DEFECTS)
@@ -177,6 +179,7 @@ class SimulatedEngine(Engine):
         if think_format not in ("think", "prompt_opened"):
             raise ValueError(f"simulated engine: think_format must be think or prompt_opened, got {think_format!r}")
         self.model, self.seed, self.rates, self.think_format = model, seed, rates, think_format
+        self.latency_s = latency_s
 
     # ------------------------------------------------------------------ interface
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -184,6 +187,8 @@ class SimulatedEngine(Engine):
 
     def _one(self, req: GenerationRequest) -> GenerationResult:
         t0 = time.perf_counter()
+        if self.latency_s:
+            time.sleep(self.latency_s)
         text = _prompt_text(req)
         meta = req.metadata or {}
         indices = list(meta.get("sample_indices") or range(req.params.n))

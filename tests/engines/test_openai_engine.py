@@ -118,3 +118,16 @@ def test_apportioned_tokens_sum_to_the_server_total():
     assert _apportion(101, ["a" * 10, "b" * 30, "c" * 60]) == [11, 30, 60]
     assert sum(_apportion(7, ["x", "yy", "zzz"])) == 7
     assert _apportion(None, ["x"]) == [None]
+
+
+def test_a_consumer_that_stops_early_cancels_what_is_in_flight(server):
+    import time
+
+    srv = server(faults=Faults(rate_slow=0.7, slow_s=60.0, seed=2))  # most answers would take a minute
+    eng = get_engine("openai", model="simulated", base_url=srv.base_url, max_concurrency=16, request_timeout=120)
+    t0 = time.monotonic()
+    it = eng.iter_generate(_reqs(16))
+    first = next(it)  # a fast one
+    it.close()  # the consumer stops: what is in flight is cancelled, not awaited
+    assert first.ok and srv.stats["fault:slow"] > 0
+    assert time.monotonic() - t0 < 20

@@ -1,0 +1,143 @@
+"""Verification throughput: math verifications/s against Math-Verify called directly, scaling from
+one to two workers, and sandbox executions/s against a plain (unisolated) subprocess.
+
+Pairs: the long Sky-T1 traces (AIME/AMC chains of thought of 10-60k characters) with their golds.
+Math-Verify direct = what a reward function usually does: `verify(parse(gold), parse(completion))`
+in one process, on the whole completion. Ours = `MathVerifier(workers=n).verify_batch(pairs)`
+(final answer extracted from the answer part first, each gold parsed once per worker, process pool
+with deadlines). Pools are started and warmed before the clock starts.
+
+    python bench/bench_verify.py --pairs 140 --sandbox-runs 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from _harness import SHARED_DATA, print_table, run_isolated
+
+FILES = (
+    "aime24__Sky-T1-math-correct-5K-32B-ckpt140.jsonl",
+    "aime24__Sky-T1-math-reflection-1.0-32B.jsonl",
+    "amc23__Sky-T1-math-correct-5K-14B.jsonl",
+    "amc23__Sky-T1-math-corrupt-0.5-32B.jsonl",
+)
+
+
+def make_pairs(path: Path, n: int) -> int:
+    pairs = []
+    for name in FILES:
+        for line in open(SHARED_DATA / "traces" / "sky_t1" / name, encoding="utf-8"):
+            r = json.loads(line)
+            pairs += [(r["gt"], c) for c in r["code"]]
+    pairs = (pairs * (n // len(pairs) + 1))[:n]
+    path.write_text(json.dumps(pairs))
+    return sum(len(c) for _, c in pairs) // max(1, len(pairs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=140)
+    ap.add_argument("--sandbox-runs", type=int, default=40)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    pairs_path = tmp / "pairs.json"
+    mean_chars = make_pairs(pairs_path, args.pairs)
+
+    direct = run_isolated(f"""
+        import logging
+        from math_verify import parse, verify
+        logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+        pairs = json.load(open({str(pairs_path)!r}))
+        verify(parse("$1$"), parse("$1$"))  # warm latex2sympy
+        T0, C0 = time.perf_counter(), time.process_time()
+        ok = sum(bool(verify(parse(g), parse(c))) for g, c in pairs)
+        RESULT["seconds"] = time.perf_counter() - T0
+        RESULT["cpu_seconds"] = time.process_time() - C0
+        RESULT["correct"] = ok
+    """)
+
+    def ours(workers: int) -> dict:
+        return run_isolated(f"""
+            from dataengine.verify.math import MathVerifier
+            pairs = [tuple(p) for p in json.load(open({str(pairs_path)!r}))]
+            def cpu(pids):
+                tot = 0.0
+                for pid in pids:
+                    f = open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()
+                    tot += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+                return tot
+            import os
+            with MathVerifier(workers={workers}) as mv:
+                mv.verify_batch([("1", "\\\\boxed{{1}}")] * {workers} * 2)  # start and warm the workers
+                pids = [w.proc.pid for w in mv.pool._workers]
+                T0, C0, W0 = time.perf_counter(), time.process_time(), cpu(pids)
+                res = mv.verify_batch(pairs)
+                RESULT["seconds"] = time.perf_counter() - T0
+                RESULT["cpu_seconds"] = time.process_time() - C0 + cpu(pids) - W0
+            RESULT["correct"] = sum(r.verdict == "correct" for r in res)
+            RESULT["verdicts"] = {{v: sum(r.verdict == v for r in res) for v in {{r.verdict for r in res}}}}
+        """).result
+
+    one, two = ours(1), ours(2)
+    n = args.pairs
+    rate_direct = n / direct.seconds
+    rate1, rate2 = n / one["seconds"], n / two["seconds"]
+    cpu_direct, cpu1, cpu2 = n / direct.result["cpu_seconds"], n / one["cpu_seconds"], n / two["cpu_seconds"]
+    load = os.getloadavg()[0]
+
+    he = json.loads(open(SHARED_DATA / "code" / "HumanEval.jsonl").readline())
+    prog = he["prompt"] + he["canonical_solution"] + "\n" + he["test"] + f"\ncheck({he['entry_point']})\n"
+    prog_path = tmp / "prog.py"
+    prog_path.write_text(prog)
+    runs = args.sandbox_runs
+
+    def sandbox(parallel: int, isolated: bool) -> dict:
+        return run_isolated(f"""
+            from concurrent.futures import ThreadPoolExecutor
+            from dataengine.verify.sandbox import Sandbox
+            import dataengine.verify.sandbox as sbm
+            if not {isolated}:
+                Sandbox._probe = (False, "bench: plain subprocess baseline")
+            sb = Sandbox(allow_unisolated=True)
+            src = open({str(prog_path)!r}).read()
+            sb.run_python(src)
+            T0 = time.perf_counter()
+            with ThreadPoolExecutor({parallel}) as ex:
+                res = list(ex.map(lambda _: sb.run_python(src), range({runs})))
+            RESULT["seconds"] = time.perf_counter() - T0
+            RESULT["ok"] = sum(r.status == "ok" for r in res)
+            RESULT["isolated"] = sb.isolated
+        """).result
+
+    plain = sandbox(1, False)
+    iso1 = sandbox(1, True)
+    iso2 = sandbox(2, True)
+    assert plain["ok"] == iso1["ok"] == iso2["ok"] == runs, (plain, iso1, iso2)
+    assert iso1["isolated"] and iso2["isolated"] and not plain["isolated"]
+    cores = os.cpu_count()
+    print_table(
+        f"verify: {n} Sky-T1 pairs (mean {mean_chars:,} chars per completion), {runs} sandbox runs, "
+        f"{cores} cores, load average {load:.1f}",
+        [
+            ("Math-Verify direct, 1 process (pairs/s)", f"{rate_direct:.1f}", f"baseline ({direct.result['correct']} correct)"),
+            ("Math-Verify direct (pairs per CPU-second)", f"{cpu_direct:.1f}", "baseline"),
+            ("ours, 1 worker (pairs per CPU-second, parent + worker)", f"{cpu1:.1f}", f"{cpu1 / cpu_direct:.2f}x Math-Verify per core"),
+            ("ours, 1 worker (pairs/s)", f"{rate1:.1f}", f"{rate1 / rate_direct:.2f}x Math-Verify wall ({one['correct']} correct)"),
+            ("ours, 2 workers (pairs/s)", f"{rate2:.1f}", f"{rate2 / rate1:.2f}x 1 worker; {rate2 / rate_direct:.2f}x Math-Verify"),
+            ("ours, 2 workers (pairs per CPU-second, all processes)", f"{cpu2:.1f}",
+             f"{cpu2 / cpu1:.2f}x 1 worker (1.0 = no extra work per pair from a 2nd worker)"),
+            ("plain subprocess, no isolation (runs/s)", f"{runs / plain['seconds']:.1f}", "baseline"),
+            ("sandbox, 1 at a time (runs/s)", f"{runs / iso1['seconds']:.1f}", f"{plain['seconds'] / iso1['seconds']:.2f}x plain"),
+            ("sandbox, 2 in parallel (runs/s)", f"{runs / iso2['seconds']:.1f}", f"{iso1['seconds'] / iso2['seconds']:.2f}x 1 at a time"),
+        ],
+    )
+    print(f"our verdicts (1 worker): {one['verdicts']}")
+
+
+if __name__ == "__main__":
+    main()

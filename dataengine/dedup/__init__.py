@@ -1,0 +1,1 @@
+"""Deduplication (exact and MinHash near-duplicates) and benchmark decontamination."""

@@ -1,0 +1,224 @@
+"""The filter stage: score traces with `filters/`, store every score and verdict in `filter_results`.
+
+- `run_filter(ws, cfg)` scores traces that lack a result for any enabled filter (a rerun after a
+  kill resumes), in batches, on `filter.processes` worker processes, one shard per batch.
+- `run_filter(ws, cfg, rethreshold=True)` re-decides every stored verdict from its stored scores
+  with the thresholds in `cfg` (no re-scoring: seconds instead of minutes).
+
+Config (section `filter` of the pipeline YAML)::
+
+    filter:
+      processes: 2
+      readability:
+        max_paragraph_words: 400
+        by_domain: {code: {max_code_blocks: null}}
+      language_mixing:
+        min_reasoning_share: 0.9
+        by_language: {zh: {min_answer_share: 0.8}}
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dataengine.config import PipelineConfig, _to_plain, section
+from dataengine.store import Workspace
+from filters import (
+    FilterInput,
+    FormatThresholds,
+    LanguageMixingThresholds,
+    ReadabilityThresholds,
+    Thresholds,
+    filter_names,
+    get_filter,
+    safe_decide,
+    score_batch,
+)
+
+INPUT_COLUMNS = (
+    "trace_id", "completion", "reasoning", "answer", "think_closed", "think_format", "finish_reason",
+    "domain", "language", "prompt", "completion_tokens",
+)
+
+
+@section("filter")
+@dataclass
+class FilterConfig:
+    filters: list[str] = field(default_factory=lambda: ["format", "readability", "language_mixing"],
+                               metadata={"help": "filters to run, in funnel order"})
+    processes: int = field(default=2, metadata={"help": "worker processes for scoring (1: in-process)"})
+    batch_size: int = field(default=500, metadata={"help": "traces per scoring batch and per shard written"})
+    lid_backend: Literal["fasttext", "langdetect"] = field(default="fasttext", metadata={"help": "language-ID backend for language_mixing"})
+    lid_min_segment_words: int = field(default=5, metadata={"help": "words a Latin sentence needs before language ID judges it"})
+    lid_min_confidence: float = field(default=0.5, metadata={"help": "language-ID probability below which a segment counts as the target language"})
+    format: FormatThresholds = field(default_factory=FormatThresholds, metadata={"help": "format thresholds"})
+    readability: ReadabilityThresholds = field(default_factory=ReadabilityThresholds, metadata={"help": "readability thresholds"})
+    language_mixing: LanguageMixingThresholds = field(default_factory=LanguageMixingThresholds, metadata={"help": "language-mixing thresholds"})
+
+    def validate(self) -> None:
+        unknown = set(self.filters) - set(filter_names())
+        if unknown:
+            raise ValueError(f"filters: unknown {sorted(unknown)}; known: {', '.join(filter_names())}")
+        if self.processes < 1 or self.batch_size < 1:
+            raise ValueError("processes and batch_size must be at least 1")
+
+    def thresholds(self, name: str) -> Thresholds:
+        th = getattr(self, name, None)
+        return th if isinstance(th, Thresholds) else get_filter(name).thresholds()
+
+    def score_params(self, name: str) -> dict[str, Any]:
+        if name == "language_mixing":
+            return {"backend": self.lid_backend, "min_segment_words": self.lid_min_segment_words,
+                    "min_confidence": self.lid_min_confidence}
+        return {}
+
+
+# ------------------------------------------------------------------------------------ scoring
+
+
+def score_rows(rows: Sequence[Mapping[str, Any]], names: Sequence[str], fc: FilterConfig,
+               config_hash: str, run_id: str) -> list[dict[str, Any]]:
+    """`filter_results` rows for a batch of trace rows (a picklable unit of work)."""
+    inputs = [FilterInput(**{k: r.get(k) for k in INPUT_COLUMNS}) for r in rows]
+    out: list[dict[str, Any]] = []
+    for name in names:
+        spec = get_filter(name)
+        th = fc.thresholds(name)
+        for inp, s in zip(inputs, score_batch(spec, inputs, **fc.score_params(name))):
+            passed, reason = safe_decide(spec, s, th)
+            out.append({"trace_id": inp.trace_id, "filter": name, "passed": passed, "reason": reason,
+                        "scores": json.dumps(s, ensure_ascii=False, default=str), "config_hash": config_hash,
+                        "run_id": run_id})
+    return out
+
+
+def _pending_sql(rescore: bool) -> str:
+    done = "" if rescore else """
+        anti join (select trace_id from filter_results where list_contains($names, filter)
+                   group by trace_id having count(distinct filter) = len($names)) d using (trace_id)"""
+    return f"""
+        select t.trace_id, t.completion, t.reasoning, t.answer, t.think_closed, t.think_format,
+               t.finish_reason, t.domain, coalesce(t.language, p.language) as language, p.prompt,
+               t.completion_tokens
+        from traces t left join prompts p using (prompt_id){done}
+    """
+
+
+def _batches(ws: Workspace, sql: str, params: dict[str, Any], size: int, limit: int | None,
+             keep_together: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Stream query results as lists of `size` row dicts (bounded memory).
+
+    `keep_together`: a column whose equal values never straddle two batches (the query must be
+    ordered by it), so per-trace accounting sees all of a trace's rows at once.
+    """
+    con = ws.connect()
+    try:
+        if limit is not None:
+            sql = f"select * from ({sql}) limit {int(limit)}"
+        reader = con.sql(sql, params=params).to_arrow_reader(size)
+        buf: list[dict[str, Any]] = []
+        for rb in reader:
+            for row in rb.to_pylist():
+                if len(buf) >= size and (keep_together is None or buf[-1][keep_together] != row[keep_together]):
+                    yield buf
+                    buf = []
+                buf.append(row)
+        if buf:
+            yield buf
+    finally:
+        con.close()
+
+
+def run_filter(ws: Workspace, cfg: PipelineConfig, only: str | None = None, rethreshold: bool = False,
+               rescore: bool = False, limit: int | None = None,
+               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run the filter stage; returns counts (traces in, passed all, per filter and reason)."""
+    fc: FilterConfig = cfg.section("filter")
+    names = [only] if only else list(fc.filters)
+    for n in names:
+        get_filter(n)  # unknown name → KeyError naming the known filters
+    config_hash = cfg.config_hash("filter")
+    run = ws.start_run("filter", {"filter": _to_plain(fc), "only": only, "rethreshold": rethreshold,
+                                  "rescore": rescore, "config_hash": config_hash})
+    t0 = time.perf_counter()
+    passed_by: Counter[str] = Counter()
+    failed_by: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    traces_in = traces_out = shards = 0
+    text_bytes = 0
+
+    def account(rows: list[dict[str, Any]]) -> None:
+        nonlocal traces_in, traces_out, shards
+        ok: dict[str, bool] = {}
+        for r in rows:
+            ok[r["trace_id"]] = ok.get(r["trace_id"], True) and bool(r["passed"])
+            (passed_by if r["passed"] else failed_by)[r["filter"]] += 1
+            if not r["passed"]:
+                reasons[f"{r['filter']}:{r['reason']}"] += 1
+        traces_in += len(ok)
+        traces_out += sum(ok.values())
+        ws.write_shard("filter_results", rows, name=f"{run.run_id}-{shards:06d}")
+        shards += 1
+        if progress:
+            progress(traces_in)
+
+    with run:
+        if rethreshold:
+            sql = ("select trace_id, filter, scores::varchar as scores from filter_results "
+                   "where list_contains($names, filter) order by trace_id")
+            for batch in _batches(ws, sql, {"names": names}, max(fc.batch_size, 5000), limit, keep_together="trace_id"):
+                rows = []
+                for r in batch:
+                    spec = get_filter(r["filter"])
+                    s = json.loads(r["scores"]) if r["scores"] else {"error": "no stored scores"}
+                    ok, reason = safe_decide(spec, s, fc.thresholds(r["filter"]))
+                    rows.append({"trace_id": r["trace_id"], "filter": r["filter"], "passed": ok, "reason": reason,
+                                 "scores": r["scores"], "config_hash": config_hash, "run_id": run.run_id})
+                account(rows)
+        else:
+            batches = _batches(ws, _pending_sql(rescore), {} if rescore else {"names": names}, fc.batch_size, limit)
+            for rows_in, rows in _score_all(batches, names, fc, config_hash, run.run_id):
+                text_bytes += sum(len((r.get("completion") or "").encode("utf-8", "replace")) for r in rows_in)
+                account(rows)
+        seconds = time.perf_counter() - t0
+        counts = {
+            "in": traces_in, "out": traces_out, "quarantined": 0, "shards": shards,
+            "passed_by_filter": dict(passed_by), "failed_by_filter": dict(failed_by),
+            "reasons": dict(reasons.most_common()), "seconds": round(seconds, 3),
+            "mb_per_s": round(text_bytes / 1e6 / seconds, 3) if seconds and text_bytes else None,
+        }
+        # The runs row keeps the integer counts and one `rejected:<filter>:<reason>` count per reason.
+        run.finish({**{k: v for k, v in counts.items() if isinstance(v, int)},
+                    **{f"rejected:{k}": v for k, v in reasons.items()}})
+    return {"run_id": run.run_id, "filters": names, "config_hash": config_hash, **counts}
+
+
+def _score_all(batches: Iterator[list[dict[str, Any]]], names: Sequence[str], fc: FilterConfig, config_hash: str,
+               run_id: str) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(input rows, result rows) per batch, in order; scored on `fc.processes` processes.
+
+    At most 2 batches per worker are in flight, so memory stays bounded however many traces
+    there are (Pool.imap would read the whole generator ahead).
+    """
+    if fc.processes <= 1:
+        for rows in batches:
+            yield rows, score_rows(rows, names, fc, config_hash, run_id)
+        return
+    # spawn: the parent holds a DuckDB connection with its own threads; forking it is unsafe.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(fc.processes) as pool:
+        inflight: deque[tuple[list[dict[str, Any]], Any]] = deque()
+        for rows in batches:
+            inflight.append((rows, pool.apply_async(score_rows, (rows, names, fc, config_hash, run_id))))
+            if len(inflight) >= 2 * fc.processes:
+                rows0, res = inflight.popleft()
+                yield rows0, res.get()
+        while inflight:
+            rows0, res = inflight.popleft()
+            yield rows0, res.get()

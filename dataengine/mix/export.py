@@ -1,0 +1,381 @@
+"""Export a mix as a Hugging Face dataset: `save_to_disk` folder, Parquet shards, JSONL, dataset card.
+
+Rows stream from DuckDB in record batches (mix order), are turned into chat `messages`, and go to
+every writer at once, so memory stays bounded by one batch whatever the mix size::
+
+    out/
+      hf/                         datasets.DatasetDict.save_to_disk (load_from_disk)
+      data/train-00000-of-00002.parquet …   size-bounded shards (load_dataset("parquet", …))
+      jsonl/train-00000-of-00002.jsonl …
+      README.md                   dataset card: counts, thresholds, policies, histograms
+      images/num_tokens_*.png
+
+Row schema (`EXPORT_SCHEMA`):
+
+- ``messages``: [optional system, earlier turns of multi-turn rows, user, assistant]. The
+  assistant content of a reasoning row is ``"<think>\\n" + reasoning + "\\n</think>\\n\\n" + answer``
+  (what R1-distill chat templates expect); a non-reasoning row's is the plain answer, unless it was
+  given a chain of thought by augmentation.
+- ``prompt_id``, ``trace_id``, ``source``, ``bucket``, ``domain``.
+- ``num_tokens``: stored prompt + completion token counts when the trace has them, else an
+  estimate (``num_tokens_estimated`` true): one token per 4 ASCII characters, one per other character.
+- ``verdicts``: JSON object ``{verifier: verdict}`` (``{}`` when none).
+
+A held-out ``test`` split takes whole prompts (md5 of the prompt id), never single traces, so no
+prompt is in both splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataengine import sqlfiles
+from dataengine.config import PipelineConfig, apply_overrides
+from dataengine.mix.config import ExportConfig
+from dataengine.store import Workspace
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+EXPORT_SCHEMA = pa.schema([
+    ("messages", pa.list_(MESSAGE)),
+    ("prompt_id", pa.string()),
+    ("trace_id", pa.string()),
+    ("source", pa.string()),
+    ("bucket", pa.string()),
+    ("domain", pa.string()),
+    ("num_tokens", pa.int64()),
+    ("num_tokens_estimated", pa.bool_()),
+    ("verdicts", pa.string()),
+])
+
+
+def assistant_content(bucket: str, reasoning: str | None, answer: str | None) -> str:
+    """The assistant turn: a think block then the answer for reasoning rows, the answer otherwise.
+
+    >>> assistant_content("reasoning", "2+2=4", "4")
+    '<think>\\n2+2=4\\n</think>\\n\\n4'
+    >>> assistant_content("non_reasoning", "", "Hello!")
+    'Hello!'
+    """
+    if bucket == "reasoning" or reasoning:
+        return f"<think>\n{(reasoning or '').strip()}\n</think>\n\n{(answer or '').strip()}"
+    return (answer or "").strip()
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: ~4 ASCII characters per token, ~1 token per CJK/other character."""
+    n_ascii = len(text.encode("ascii", "ignore"))
+    return max(1, n_ascii // 4 + (len(text) - n_ascii))
+
+
+def build_messages(row: dict[str, Any], system_prompt: str | None) -> list[dict[str, str]]:
+    """The messages of one row (reference implementation of what `build_batch` does in bulk)."""
+    system = row.get("system") or system_prompt
+    msgs = [{"role": "system", "content": system}] if system else []
+    if row.get("history"):
+        msgs += [{"role": t["role"], "content": t["content"]} for t in json.loads(row["history"])]
+    msgs.append({"role": "user", "content": row["prompt"]})
+    msgs.append({"role": "assistant", "content": assistant_content(row["bucket"], row["reasoning"], row["answer"])})
+    return msgs
+
+
+def _estimate_tokens_array(content: pa.Array) -> np.ndarray:
+    """`estimate_tokens` in bulk: non-ASCII characters counted from bytes - chars (CJK: 3 bytes)."""
+    chars = pc.utf8_length(content).to_numpy(zero_copy_only=False).astype(np.int64)
+    nbytes = pc.binary_length(content).to_numpy(zero_copy_only=False).astype(np.int64)
+    non_ascii = (nbytes - chars) // 2
+    return np.maximum((chars - non_ascii) // 4 + non_ascii, 1)
+
+
+def _message_layout(
+    n: int, systems: list[str | None], histories: list[str | None], system_prompt: str | None
+) -> tuple[Any, list[str], list[int], list[str]]:
+    """Where each message's text sits in the pool [prompt_0..n-1, assistant_0..n-1, extra…].
+
+    Returns (pool index per message, role per message, list offsets per row, extra short texts).
+    """
+    if not system_prompt and not any(systems) and not any(histories):
+        # the common case (single-turn rows): [user, assistant] per row, no Python loop
+        idx = np.empty(2 * n, dtype=np.int64)
+        idx[0::2], idx[1::2] = np.arange(n), np.arange(n) + n
+        return idx, ["user", "assistant"] * n, list(range(0, 2 * n + 1, 2)), []
+    extra: list[str] = []
+    roles: list[str] = []
+    index: list[int] = []
+    offsets = [0]
+    for i in range(n):
+        system = systems[i] or system_prompt
+        if system:
+            roles.append("system")
+            index.append(2 * n + len(extra))
+            extra.append(system)
+        if histories[i]:
+            for turn in json.loads(histories[i]):
+                roles.append(turn["role"])
+                index.append(2 * n + len(extra))
+                extra.append(turn["content"])
+        roles += ["user", "assistant"]
+        index += [i, n + i]
+        offsets.append(len(index))
+    return index, roles, offsets, extra
+
+
+def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Table, np.ndarray]:
+    """Export rows (EXPORT_SCHEMA) for one batch of `export_rows.sql`, plus each row's copies.
+
+    The long texts (prompt, reasoning, answer) never become Python strings: the assistant turn is
+    joined with Arrow kernels and the message list is gathered with `take` from a pool of texts;
+    Python only walks the short per-row structure (system, multi-turn history).
+    """
+    n = batch.num_rows
+    bucket = batch.column("bucket")
+    # `Trace` stores reasoning already stripped (records.split_completion); trimming 20 KB strings
+    # again would copy every one of them.
+    reasoning = pc.fill_null(batch.column("reasoning"), "")
+    answer = pc.utf8_trim_whitespace(pc.fill_null(batch.column("answer"), ""))
+    with_think = pc.or_(pc.equal(bucket, "reasoning"), pc.greater(pc.utf8_length(reasoning), 0))
+    think = pc.binary_join_element_wise("<think>\n", reasoning, "\n</think>\n\n", answer, "")
+    assistant = pc.if_else(with_think, think, answer)
+    prompt = batch.column("prompt")
+    systems = batch.column("system").to_pylist()
+    histories = batch.column("history").to_pylist()
+
+    index, roles, offsets, extra = _message_layout(n, systems, histories, system_prompt)
+    pool = pa.concat_arrays([prompt.cast(pa.large_string()), assistant.cast(pa.large_string()),
+                             pa.array(extra, pa.large_string())])
+    content = pool.take(pa.array(index, pa.int64())).cast(pa.string())
+    messages = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                        pa.StructArray.from_arrays([pa.array(roles, pa.string()), content],
+                                                                   fields=list(MESSAGE)))
+    est = _estimate_tokens_array(content)
+    est_rows = np.add.reduceat(est, np.array(offsets[:-1], dtype=np.int64)) if n else est[:0]
+    ptok, ctok = batch.column("prompt_tokens"), batch.column("completion_tokens")
+    known = pc.and_(pc.is_valid(ptok), pc.is_valid(ctok))
+    stored = pc.add(pc.cast(pc.fill_null(ptok, 0), pa.int64()), pc.cast(pc.fill_null(ctok, 0), pa.int64()))
+    num_tokens = pc.if_else(known, stored, pa.array(est_rows, pa.int64()))
+    table = pa.Table.from_arrays([
+        messages, batch.column("prompt_id"), batch.column("trace_id"), batch.column("source"), bucket,
+        batch.column("domain"), num_tokens, pc.invert(known), pc.fill_null(batch.column("verdicts"), "{}"),
+    ], schema=EXPORT_SCHEMA)
+    copies = pc.fill_null(batch.column("copies"), 1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return table, copies
+
+
+def split_of(prompt_id: str, test_fraction: float) -> str:
+    """`test` for a stable `test_fraction` share of prompts, `train` for the rest."""
+    if test_fraction <= 0:
+        return "train"
+    h = int(hashlib.md5(f"split:{prompt_id}".encode()).hexdigest()[:8], 16)
+    return "test" if h < test_fraction * 0x100000000 else "train"
+
+
+class _RollingWriter:
+    """Size-bounded shards of one split in one format; renamed to `-NNNNN-of-NNNNN` when done."""
+
+    def __init__(self, folder: Path, split: str, fmt: str, shard_bytes: int):
+        self.folder, self.split, self.fmt, self.shard_bytes = folder, split, fmt, shard_bytes
+        folder.mkdir(parents=True, exist_ok=True)
+        self.paths: list[Path] = []
+        self._pq: pq.ParquetWriter | None = None
+        self._fh: Any = None
+        self._bytes = 0
+
+    def _open(self) -> None:
+        path = self.folder / f".{self.split}-{len(self.paths):05d}.{self.fmt}.tmp"
+        self.paths.append(path)
+        if self.fmt == "parquet":
+            self._pq = pq.ParquetWriter(path, EXPORT_SCHEMA, compression="zstd")
+        else:
+            self._fh = open(path, "wb")
+        self._bytes = 0
+
+    def _close(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+            self._pq = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def write(self, table: pa.Table, nbytes: int) -> None:
+        if self._pq is None and self._fh is None:
+            self._open()
+        if self.fmt == "parquet":
+            assert self._pq is not None
+            self._pq.write_table(table)
+        else:
+            import polars as pl  # its NDJSON writer is native; json.dumps per row is the slow path
+
+            pl.from_arrow(table).write_ndjson(self._fh)
+        self._bytes += nbytes
+        if self._bytes >= self.shard_bytes:
+            self._close()
+
+    def finish(self) -> list[Path]:
+        self._close()
+        final = []
+        for i, p in enumerate(self.paths):
+            dst = self.folder / f"{self.split}-{i:05d}-of-{len(self.paths):05d}.{self.fmt}"
+            os.replace(p, dst)
+            final.append(dst)
+        return final
+
+
+def latest_mix_id(ws: Workspace) -> str:
+    row = ws.query(sqlfiles.load("mix/latest_mix")).fetchone()
+    if not row or not row[0]:
+        raise ValueError("no successful mix run in this workspace; run `dataengine mix` first")
+    return row[0]
+
+
+def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token: str | None = None,
+               **overrides: Any) -> dict[str, Any]:
+    """Export the mix `export.mix_id` (default: the latest) to `out_dir`; returns counts and paths.
+
+    Pushes to the hub only when `export.repo_id` is set and a token is given (`token`, else $HF_TOKEN).
+
+    >>> run_export(ws, load_config("pipeline.yaml"), "out/r1-mix", test_fraction=0.01)   # doctest: +SKIP
+    """
+    ecfg: ExportConfig = apply_overrides(cfg.section("export"), overrides)
+    ecfg.validate()
+    mix_id = ecfg.mix_id or latest_mix_id(ws)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("hf", "data", "jsonl", "images", ".arrow_tmp"):
+        shutil.rmtree(out / sub, ignore_errors=True)  # an export folder is rebuilt whole, never merged
+    run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(out)})
+    t0 = time.perf_counter()
+    writers: dict[tuple[str, str], _RollingWriter] = {}
+    arrow_sinks: dict[str, tuple[Any, pa.RecordBatchStreamWriter]] = {}
+    stats: dict[str, Any] = {"rows": Counter(), "by_bucket_domain": Counter(), "tokens": {}, "estimated": 0}
+    con = ws.connect()
+    try:
+        con.execute("set enable_progress_bar = false")  # it writes to stdout, which is the CLI's output
+        con.execute("set memory_limit = $m", {"m": ecfg.duckdb_memory_limit})
+        tmp = out / ".duckdb_tmp"
+        con.execute("set temp_directory = $t", {"t": str(tmp)})
+        con.execute("set preserve_insertion_order = true")
+        # A relation (con.sql), not a DB-API result: the latter materialises every row before the
+        # first batch, the former streams.
+        reader = con.sql(sqlfiles.load("mix/export_rows"), params={"mix_id": mix_id}).to_arrow_reader(ecfg.batch_rows)
+        for batch in reader:
+            table, copies = build_batch(batch, ecfg.system_prompt)
+            if (copies != 1).any():  # upsampled rows: repeat them in place
+                table = table.take(pa.array(np.repeat(np.arange(table.num_rows), copies)))
+            splits = np.array([split_of(p, ecfg.test_fraction) for p in table.column("prompt_id").to_pylist()])
+            buckets = table.column("bucket").to_pylist()
+            domains = table.column("domain").to_pylist()
+            ntok = table.column("num_tokens").to_numpy()
+            stats["estimated"] += int(pc.sum(table.column("num_tokens_estimated")).as_py() or 0)
+            for split in sorted(set(splits.tolist())):
+                mask = splits == split
+                part = table.filter(pa.array(mask)) if not mask.all() else table
+                for b, d, m in zip(buckets, domains, mask):
+                    if m:
+                        stats["by_bucket_domain"][(split, b, d)] += 1
+                stats["rows"][split] += part.num_rows
+                nbytes = part.nbytes
+                for fmt in ("parquet", "jsonl"):
+                    if fmt in ecfg.formats:
+                        key = (split, fmt)
+                        if key not in writers:
+                            writers[key] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), split, fmt,
+                                                          ecfg.shard_bytes)
+                        writers[key].write(part, nbytes)
+                if "datasets" in ecfg.formats:
+                    if split not in arrow_sinks:
+                        (out / ".arrow_tmp").mkdir(exist_ok=True)
+                        sink = pa.OSFile(str(out / ".arrow_tmp" / f"{split}.arrow"), "wb")
+                        arrow_sinks[split] = (sink, pa.ipc.new_stream(sink, EXPORT_SCHEMA))
+                    arrow_sinks[split][1].write_table(part)
+            for b in set(buckets):
+                sel = np.array([x == b for x in buckets])
+                stats["tokens"].setdefault(b, []).extend(ntok[sel].tolist())
+    except BaseException:
+        run.finish({"in": 0, "out": sum(stats["rows"].values())}, status="failed")
+        raise
+    finally:
+        con.close()
+        shutil.rmtree(out / ".duckdb_tmp", ignore_errors=True)
+
+    if not stats["rows"]:  # an empty mix still exports a loadable (empty) train split
+        empty = EXPORT_SCHEMA.empty_table()
+        for fmt in ("parquet", "jsonl"):
+            if fmt in ecfg.formats:
+                writers[("train", fmt)] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), "train", fmt,
+                                                         ecfg.shard_bytes)
+                writers[("train", fmt)].write(empty, 0)
+        if "datasets" in ecfg.formats:
+            (out / ".arrow_tmp").mkdir(exist_ok=True)
+            sink = pa.OSFile(str(out / ".arrow_tmp" / "train.arrow"), "wb")
+            arrow_sinks["train"] = (sink, pa.ipc.new_stream(sink, EXPORT_SCHEMA))
+            # datasets needs one (empty) record batch in the stream to build a table from it
+            arrow_sinks["train"][1].write_batch(pa.RecordBatch.from_pylist([], schema=EXPORT_SCHEMA))
+    files: dict[str, list[str]] = {}
+    for (_split, fmt), w in sorted(writers.items()):
+        files.setdefault(fmt, []).extend(str(p.relative_to(out)) for p in w.finish())
+    for sink, writer in arrow_sinks.values():
+        writer.close()
+        sink.close()
+    if "datasets" in ecfg.formats:
+        _save_to_disk(out, sorted(arrow_sinks), ecfg.shard_bytes)
+        files["datasets"] = ["hf"]
+
+    from dataengine.mix.card import write_card
+
+    card = write_card(ws, out, mix_id, stats, ecfg, files)
+    result = {
+        "mix_id": mix_id, "run_id": run.run_id, "out_dir": str(out),
+        "rows": dict(stats["rows"]), "total_rows": sum(stats["rows"].values()),
+        "by_bucket": _sum_by(stats["by_bucket_domain"], 1), "files": files, "card": str(card),
+        "num_tokens_estimated": stats["estimated"], "seconds": round(time.perf_counter() - t0, 3),
+    }
+    token = token or os.environ.get("HF_TOKEN")
+    if ecfg.repo_id and token:
+        result["pushed_to"] = push_to_hub(out, ecfg.repo_id, token, ecfg.private)
+    run.finish({"in": result["total_rows"], "out": result["total_rows"], "quarantined": 0,
+                **{f"rows:{k}": v for k, v in stats["rows"].items()}})
+    return result
+
+
+def _sum_by(counter: Counter[tuple[str, str, str]], idx: int) -> dict[str, int]:
+    out: Counter[str] = Counter()
+    for key, n in counter.items():
+        out[key[idx]] += n
+    return dict(out)
+
+
+def _save_to_disk(out: Path, splits: list[str], shard_bytes: int) -> None:
+    """Memory-map the streamed Arrow files as datasets and `save_to_disk` them as a DatasetDict."""
+    import datasets
+
+    tmp = out / ".arrow_tmp"
+    dd = datasets.DatasetDict({s: datasets.Dataset.from_file(str(tmp / f"{s}.arrow")) for s in splits})
+    # Shard counts computed here rather than max_shard_size: datasets makes 0 shards of an empty split.
+    num_shards = {s: max(1, -(-dd[s].data.nbytes // shard_bytes)) for s in dd}
+    dd.save_to_disk(str(out / "hf"), num_shards=num_shards)
+    del dd
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def push_to_hub(out: Path, repo_id: str, token: str, private: bool = True) -> str:
+    """Upload the Parquet shards, card and images to a hub dataset repo (needs network and a token)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(out), repo_id=repo_id, repo_type="dataset",
+                      allow_patterns=["README.md", "data/*", "images/*"])
+    return f"https://huggingface.co/datasets/{repo_id}"

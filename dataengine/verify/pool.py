@@ -1,0 +1,287 @@
+"""A process pool with a hard per-item deadline and worker recycling: it never hangs.
+
+Why not `concurrent.futures.ProcessPoolExecutor`: it cannot cancel a running item, so one sympy
+call that never returns blocks the pool forever. Here the parent hands one item at a time to each
+worker over a pipe and waits with a deadline; a worker past its deadline is killed and replaced,
+and its item gets a `timeout` outcome. A worker that dies (OOM, segfault) gives an `error`
+outcome for its item only. Workers are recycled after `max_tasks_per_worker` items so caches and
+leaks inside libraries stay bounded.
+
+The task function is named by import path (`"package.module:function"`), so workers started with
+`spawn` import it themselves; it takes one picklable item and returns a picklable value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing as mp
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one item: `status` is `ok`, `timeout` or `error`."""
+
+    status: str
+    value: Any = None
+    error: str | None = None
+
+
+# A worker holds finished results at most this long / this many before sending them.
+_MAX_HOLD_S = 0.05
+_MAX_BATCH = 64
+
+
+def _resolve(path: str) -> Callable[[Any], Any]:
+    mod, _, attr = path.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _worker_main(conn: Connection, func_path: str, init_path: str | None) -> None:
+    func = _resolve(func_path)
+    if init_path:
+        _resolve(init_path)()
+    # Deadlines start when the worker is ready: importing sympy on a loaded machine can take
+    # longer than an item's deadline, and a pool that kills workers mid-import never progresses.
+    conn.send("ready")
+    inbox: deque[Any] = deque()
+    outbox: list[tuple[Any, ...]] = []
+    lock = threading.Lock()
+
+    def flush() -> None:
+        nonlocal outbox
+        with lock:
+            if outbox:
+                conn.send(outbox)
+                outbox = []
+
+    def flusher() -> None:
+        # Results never wait more than _MAX_HOLD_S, even behind a long item: a finished item
+        # must not be lost (and called a timeout) when the next one hangs and gets killed.
+        while True:
+            time.sleep(_MAX_HOLD_S)
+            try:
+                flush()
+            except OSError:
+                return
+
+    threading.Thread(target=flusher, daemon=True).start()
+    while True:
+        # Take everything the parent has queued, and send results in batches while more work
+        # is waiting: fewer wake-ups on both sides, which is what limits throughput for
+        # millisecond items on a busy machine.
+        try:
+            while not inbox or conn.poll():
+                msg = conn.recv()
+                if msg is None:
+                    flush()
+                    return
+                inbox.append(msg)
+        except EOFError:
+            return
+        idx, item = inbox.popleft()
+        try:
+            reply = (idx, "ok", func(item), None)
+        except BaseException as e:  # noqa: BLE001 - reported back as this item's error verdict
+            reply = (idx, "error", None, f"{type(e).__name__}: {e}")
+        with lock:
+            outbox.append(reply)
+            full = len(outbox) >= _MAX_BATCH
+        if not inbox or full:
+            flush()
+
+
+class _Worker:
+    def __init__(self, ctx: Any, func_path: str, init_path: str | None):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, func_path, init_path), daemon=True)
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.sent = 0
+        self.queue: deque[int] = deque()
+        self.started = 0.0
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.proc.kill()
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+class DeadlinePool:
+    """`map(items)` → one `Outcome` per item, in order, each within `deadline_s` of starting.
+
+    >>> with DeadlinePool("math:sqrt", workers=1, deadline_s=5) as pool:   # doctest: +SKIP
+    ...     [o.value for o in pool.map([4, 9])]
+    [2.0, 3.0]
+    """
+
+    def __init__(
+        self,
+        func_path: str,
+        workers: int = 1,
+        deadline_s: float = 10.0,
+        max_tasks_per_worker: int = 1000,
+        start_method: str = "spawn",
+        init_path: str | None = None,
+        start_timeout_s: float = 300.0,
+        prefetch: int = 16,
+    ):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0")
+        self.func_path = func_path
+        self.init_path = init_path
+        self.start_timeout_s = start_timeout_s
+        self.n_workers = workers
+        self.deadline_s = deadline_s
+        self.max_tasks = max_tasks_per_worker
+        self.prefetch = max(1, prefetch)
+        # spawn: the parent may hold threads (DuckDB, HTTP clients); forking those is unsafe.
+        self._ctx = mp.get_context(start_method)
+        self._workers: list[_Worker] = []
+        self.stats = {"timeouts": 0, "crashes": 0, "recycled": 0}
+
+    def _ensure_workers(self) -> None:
+        while len(self._workers) < self.n_workers:
+            self._workers.append(_Worker(self._ctx, self.func_path, self.init_path))
+
+    def _replace(self, w: _Worker, kill: bool) -> _Worker:
+        i = self._workers.index(w)
+        w.stop(kill=kill)
+        self._workers[i] = _Worker(self._ctx, self.func_path, self.init_path)
+        return self._workers[i]
+
+    def _take_ready(self, w: _Worker) -> None:
+        try:
+            msg = w.conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"pool worker for {self.func_path} died while starting (exit {w.proc.exitcode})") from None
+        if msg != "ready":
+            raise RuntimeError(f"pool worker sent {msg!r} instead of ready")
+        w.ready = True
+
+    def _await_ready(self) -> None:
+        """Block until at least one worker has started (a broken import fails loudly here)."""
+        starting = [w for w in self._workers if not w.ready]
+        ready = wait([w.conn for w in starting], timeout=self.start_timeout_s)
+        if not ready:
+            raise RuntimeError(f"no pool worker for {self.func_path} started within {self.start_timeout_s:g}s")
+        for w in starting:
+            if w.conn in ready:
+                self._take_ready(w)
+
+    def map(self, items: Sequence[Any]) -> list[Outcome]:
+        """One `Outcome` per item, in order.
+
+        Each worker holds up to `prefetch` items (the next one waits in its pipe, so a worker
+        never idles between items); only the head of its queue is running, and the head's
+        deadline starts when the previous result arrived.
+        """
+        self._ensure_workers()
+        results: list[Outcome | None] = [None] * len(items)
+        pending = deque(range(len(items)))
+
+        def requeue_rest(w: _Worker) -> None:
+            # Items queued behind a killed head never started: they go to another worker.
+            for idx in reversed(list(w.queue)[1:]):
+                pending.appendleft(idx)
+            w.queue.clear()
+
+        while pending or any(w.queue for w in self._workers):
+            now = time.monotonic()
+            for i in range(len(self._workers)):
+                w = self._workers[i]
+                if not w.ready:
+                    continue
+                if w.sent >= self.max_tasks and not w.queue:
+                    # Recycle; the replacement takes items once it reports ready.
+                    self.stats["recycled"] += 1
+                    self._replace(w, kill=False)
+                    continue
+                while pending and len(w.queue) < self.prefetch and w.sent < self.max_tasks:
+                    idx = pending.popleft()
+                    try:
+                        w.conn.send((idx, items[idx]))
+                    except OSError:
+                        # The worker died. With items outstanding, the read below sees EOF and
+                        # settles them; an idle dead worker is simply replaced.
+                        pending.appendleft(idx)
+                        if not w.queue:
+                            self._replace(w, kill=True)
+                        break
+                    if not w.queue:
+                        w.started = now
+                    w.queue.append(idx)
+                    w.sent += 1
+            if pending and not any(w.ready for w in self._workers):
+                self._await_ready()
+                continue
+            busy = [w for w in self._workers if w.queue]
+            starting = [w for w in self._workers if not w.ready]
+            if not busy and not starting:
+                continue
+            now = time.monotonic()
+            wait_s = max(0.0, min(w.started + self.deadline_s for w in busy) - now) if busy else self.start_timeout_s
+            ready = wait([w.conn for w in busy + starting], timeout=wait_s)
+            for w in starting:
+                if w.conn in ready:
+                    self._take_ready(w)
+            for w in busy:
+                if w.conn not in ready:
+                    continue
+                try:
+                    replies = w.conn.recv()
+                except (EOFError, OSError):
+                    w.proc.join(timeout=1)
+                    results[w.queue[0]] = Outcome("error", error=f"worker_died exit={w.proc.exitcode}")
+                    self.stats["crashes"] += 1
+                    requeue_rest(w)
+                    self._replace(w, kill=True)
+                    continue
+                for idx, status, value, err in replies:
+                    head = w.queue.popleft()
+                    assert idx == head, (idx, head)
+                    results[idx] = Outcome(status, value, err)
+                w.started = time.monotonic()
+            now = time.monotonic()
+            for w in list(self._workers):
+                if w.queue and now - w.started >= self.deadline_s:
+                    results[w.queue[0]] = Outcome("timeout", error=f"no result within {self.deadline_s:g}s; worker killed")
+                    self.stats["timeouts"] += 1
+                    requeue_rest(w)
+                    self._replace(w, kill=True)
+        return [r if r is not None else Outcome("error", error="lost") for r in results]
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.stop(kill=bool(w.queue))
+        self._workers = []
+
+    def __enter__(self) -> DeadlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a forgotten pool must not leave processes behind
+        # At interpreter shutdown there is nothing left to report a failure to.
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,0 +1,262 @@
+"""Readability: what the R1 report drops besides mixed languages — long paragraphs, code blocks
+in the chain of thought, degenerate repetition — and the summary it keeps after the reasoning.
+
+Reasons (first failure wins):
+
+| reason | failure |
+|---|---|
+| `paragraph_too_long` | longest reasoning paragraph above `max_paragraph_words` (CJK per character) |
+| `code_block_in_non_code` | fenced code in the reasoning of a domain outside `code_domains` |
+| `repetition_loop` | one line (or line opening) repeated more than `max_line_repeats` times |
+| `duplicate_lines` / `duplicate_paragraphs` | Gopher duplicate line / paragraph fractions |
+| `top_ngram_repetition` / `duplicate_ngrams` | Gopher top 2/3/4-gram share, duplicated 5-gram share |
+| `reflection_loop` | "wait / let me check again" phrases per 1,000 words above the maximum |
+| `missing_summary` | fewer than `min_summary_words` words after the reasoning |
+
+Gopher = Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from Training
+Gopher", Appendix A, Table A1 (the same values datatrove's GopherRepetitionFilter uses).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
+from filters.text import CJK_CHAR_RE, count_words, mask_non_prose, paragraphs, safe_text
+
+# Self-reflection markers of long chain-of-thought ("aha" phrases): fine in moderation, a loop
+# when they dominate. Counted with str.count on lower-cased text (C speed, no regex).
+_FENCE_RE = re.compile("```")
+REFLECTION_PHRASES = ("wait", "hmm", "let me check", "let me verify", "double-check", "let me recheck",
+                      "alternatively", "let me re-examine", "let me recalculate", "等等", "让我再", "再检查")
+
+
+@dataclass
+class ReadabilityThresholds(Thresholds):
+    """Readability thresholds; `None` switches a check off."""
+
+    # R1 drops "long paragraphs" without a number; 300 words keeps ~99% of the real R1-distill /
+    # QwQ paragraphs in ../shared/data (see the bench/README figures) and drops walls of text.
+    max_paragraph_words: int | None = field(default=300, metadata={"help": "longest reasoning paragraph, in words (CJK per character)"})
+    max_code_blocks: int | None = field(default=0, metadata={"help": "fenced code blocks allowed in the reasoning outside code_domains (R1: drop CoT with code blocks)"})
+    code_domains: list[str] = field(default_factory=lambda: ["code"], metadata={"help": "domains where code blocks in the reasoning are fine"})
+    max_line_repeats: int | None = field(default=20, metadata={"help": "times one sentence (or its first 48 characters) may repeat: more is a repetition loop"})
+    max_dup_line_frac: float | None = field(default=0.3, metadata={"help": "duplicate lines / lines (Gopher 0.30)"})
+    max_dup_line_char_frac: float | None = field(default=0.2, metadata={"help": "chars in duplicate lines / chars (Gopher 0.20)"})
+    max_dup_para_frac: float | None = field(default=0.3, metadata={"help": "duplicate paragraphs / paragraphs (Gopher 0.30)"})
+    max_dup_para_char_frac: float | None = field(default=0.2, metadata={"help": "chars in duplicate paragraphs / chars (Gopher 0.20)"})
+    max_top_2gram_frac: float | None = field(default=0.20, metadata={"help": "chars of the most frequent 2-gram / word chars (Gopher 0.20)"})
+    max_top_3gram_frac: float | None = field(default=0.18, metadata={"help": "same for 3-grams (Gopher 0.18)"})
+    max_top_4gram_frac: float | None = field(default=0.16, metadata={"help": "same for 4-grams (Gopher 0.16)"})
+    # Gopher uses 0.15 for web text; a chain of thought restates its expressions, and 0.15 would
+    # drop ~12% of the finished R1-distill/QwQ traces in ../shared/data. 0.30 keeps ~98% of them
+    # and still drops looping ones (median 0.18 among the cut-off traces).
+    max_dup_5gram_frac: float | None = field(default=0.30, metadata={"help": "chars in duplicated 5-grams / word chars (Gopher: 0.15 for web text)"})
+    max_reflections_per_kword: float | None = field(default=None, metadata={"help": "'wait'/'let me check again' phrases per 1,000 words (off by default: long CoT reflects a lot)"})
+    min_summary_words: int | None = field(default=1, metadata={"help": "words after the reasoning (the R1 summary); 0/None: no check"})
+
+
+def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
+    """Gopher repetition figures (top 2/3/4-gram char share, duplicated 5-gram char share) for
+    many word lists at once, as datatrove defines them.
+
+    Vectorised over the whole batch: words are hashed once (`map(hash, …)` runs in C), n-grams
+    are rolling combinations of int64 hashes keyed by document, and `pandas.factorize` (a hash
+    table, O(n)) numbers them in order of first appearance — so "first occurrence" is where the
+    running maximum of the codes grows. Four passes per batch instead of ~10k tuples per trace.
+    """
+    import pandas as pd  # a hash-based factorize; numpy only has sort-based unique
+
+    out = [{"top_2gram_frac": 0.0, "top_3gram_frac": 0.0, "top_4gram_frac": 0.0, "dup_5gram_frac": 0.0} for _ in docs]
+    sizes = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    total_words = int(sizes.sum())
+    if total_words < 2:
+        return out
+    flat = [w for d in docs for w in d]
+    h = np.fromiter(map(hash, flat), dtype=np.int64, count=total_words)
+    lens = np.fromiter(map(len, flat), dtype=np.int64, count=total_words)
+    doc = np.repeat(np.arange(len(docs), dtype=np.int64), sizes)
+    total_chars = np.bincount(doc, weights=lens, minlength=len(docs))
+    total_chars[total_chars == 0] = 1
+    gram, glen = h.copy(), lens.copy()
+    mult, salt = np.int64(1_000_003), np.int64(0x9E3779B97F4A7C15 - (1 << 64))
+    with np.errstate(over="ignore"):
+        for n in range(2, 6):
+            if total_words < n:
+                break
+            gram = gram[:-1] * mult + h[n - 1:]  # hash of words[i:i+n]
+            glen = glen[:-1] + lens[n - 1:]
+            valid = np.nonzero(doc[: len(gram)] == doc[n - 1:])[0]  # n-grams inside one document
+            if len(valid) == 0:
+                continue
+            d = doc[valid]
+            codes, _ = pd.factorize(gram[valid] ^ (d * salt))
+            counts = np.bincount(codes)
+            if n <= 4:
+                # Most frequent n-gram per document (ties: the longer one), as count << 20 | chars.
+                key = counts[codes] * (1 << 20) + np.minimum(glen[valid], (1 << 20) - 1)
+                best = np.zeros(len(docs), dtype=np.int64)
+                # d is sorted (documents are contiguous): reduceat per document, not the slow ufunc.at
+                starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+                best[d[starts]] = np.maximum.reduceat(key, starts)
+                cnt, chars = best >> 20, best & ((1 << 20) - 1)
+                frac = np.where(cnt > 1, cnt * chars / total_chars, 0.0)
+                for i in np.nonzero(frac)[0]:
+                    out[i][f"top_{n}gram_frac"] = round(float(frac[i]), 4)
+            else:
+                running = np.maximum.accumulate(codes)
+                first = np.ones(len(codes), dtype=bool)
+                first[1:] = codes[1:] > running[:-1]
+                rep = valid[~first]  # start of a repeated 5-gram
+                size = total_words + n + 1
+                cover = np.bincount(rep, minlength=size) - np.bincount(rep + n, minlength=size)
+                covered = np.cumsum(cover)[:total_words] > 0
+                dup_chars = np.bincount(doc, weights=lens * covered, minlength=len(docs))
+                for i in np.nonzero(dup_chars)[0]:
+                    out[i]["dup_5gram_frac"] = round(float(dup_chars[i] / total_chars[i]), 4)
+    return out
+
+
+def _dup_fracs(items: list[str]) -> tuple[float, float]:
+    """Gopher duplicate fractions: (duplicate items / items, chars in duplicates / chars)."""
+    if not items:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    n_dup = c_dup = 0
+    for it in items:
+        if it in seen:
+            n_dup += 1
+            c_dup += len(it)
+        else:
+            seen.add(it)
+    total = sum(len(x) for x in items) or 1
+    return round(n_dup / len(items), 4), round(c_dup / total, 4)
+
+
+def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
+    reasoning, fixes = safe_text(inp.reasoning)
+    answer, f2 = safe_text(inp.answer)
+    if not reasoning and not answer:
+        # Only a raw completion: take the think block if there is one.
+        completion, _ = safe_text(inp.completion)
+        cut = completion.rfind("</think>")
+        reasoning, answer = (completion[:cut].replace("<think>", "", 1), completion[cut + 8:]) if cut >= 0 else ("", completion)
+    s: dict[str, Any] = {
+        "domain": inp.domain if isinstance(inp.domain, str) else None,
+        "language": inp.language if isinstance(inp.language, str) else None,
+        "sanitized": sorted(set(fixes + f2)),
+        "spans": {},
+    }
+    # Paragraph lengths: words, CJK per character (count_words is script-aware).
+    longest, lspan, n_para = 0, None, 0
+    para_spans = paragraphs(reasoning)
+    for a, b in para_spans:
+        n_para += 1
+        seg = reasoning[a:b]
+        # Cheap upper bound first: a paragraph with fewer spaces+CJK chars than the current
+        # maximum cannot be longer, so most paragraphs skip the word count.
+        if seg.count(" ") + seg.count("\n") + 1 + (len(CJK_CHAR_RE.findall(seg)) if not seg.isascii() else 0) <= longest:
+            continue
+        w = count_words(seg)
+        if w > longest:
+            longest, lspan = w, ["reasoning", a, b]
+    s["n_paragraphs"] = n_para
+    s["longest_paragraph_words"] = longest
+    if lspan:
+        s["spans"]["longest_paragraph"] = lspan
+    # Any ``` counts, not only at a line start: a CoT flattened into one paragraph keeps its code.
+    fences = [m.start() for m in _FENCE_RE.finditer(reasoning)] if "```" in reasoning else []
+    s["code_blocks"] = (len(fences) + 1) // 2
+    if fences:
+        s["spans"]["code_block"] = ["reasoning", fences[0], fences[1] + 3 if len(fences) > 1 else len(reasoning)]
+
+    # Lines of at least three tokens: "\\[", "\\]", "---" and "$$" repeat in every math CoT and
+    # are layout, not repetition (Gopher counted web-text lines, where such lines are rare).
+    lines = [ln for ln in (x.strip() for x in reasoning.split("\n")) if ln.count(" ") >= 2]
+    s["n_lines"] = len(lines)
+    s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines)
+    paras = [reasoning[a:b].strip() for a, b in para_spans]
+    s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras)
+    # Repetition loop: the most repeated line, or opening (first 48 characters) among sentences of at
+    # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
+    # endings vary.
+    # Loops are sentences of 5+ words (not "x = 2"), repeated on their own lines or inside one
+    # paragraph, so count sentences rather than lines.
+    # (str.replace passes run in C; a regex split with look-behind was the slowest step here.)
+    by_sentence = reasoning.replace(". ", ".\n").replace("? ", "?\n").replace("! ", "!\n").replace("。", "。\n")
+    long_lines = [x for x in (y.strip() for y in by_sentence.split("\n")) if x.count(" ") >= 4]
+    top_line, top_count = ("", 0)
+    if long_lines:
+        c = Counter(long_lines)
+        top_line, top_count = c.most_common(1)[0]
+        # Openings: the first 48 characters ("Alternatively, perhaps I need to consider that …")
+        heads = Counter(ln[:48] for ln in long_lines if len(ln) > 60)
+        h, hc = heads.most_common(1)[0] if heads else ("", 0)
+        if hc > top_count:
+            top_line, top_count = h, hc
+    s["top_line_repeats"] = top_count
+    if top_count > 1:
+        pos = reasoning.find(top_line)
+        idx = reasoning.find(top_line, pos + 1)
+        s["spans"]["repetition"] = ["reasoning", idx, idx + len(top_line)]
+        s["top_line"] = top_line[:200]
+
+    low = reasoning.lower()
+    # Whitespace words, as Gopher splits them (punctuation stays on the word).
+    words = low.split()
+    n_words = len(words)
+    s["reasoning_words"] = n_words
+    s["_words"] = words[:max_words_for_ngrams]
+    reflections = sum(low.count(p) for p in REFLECTION_PHRASES)
+    s["reflections"] = reflections
+    s["reflections_per_kword"] = round(1000 * reflections / n_words, 2) if n_words else 0.0
+    s["summary_words"] = count_words(mask_non_prose(answer))  # prose words: a lone \\boxed{} is no summary
+    return s
+
+
+def score(inputs: Sequence[FilterInput], max_words_for_ngrams: int = 200_000) -> list[dict[str, Any]]:
+    scores = [_score_one(i, max_words_for_ngrams) for i in inputs]
+    for s, ng in zip(scores, ngram_stats_batch([s.pop("_words") for s in scores])):
+        s.update(ng)
+    return scores
+
+
+def decide(s: Mapping[str, Any], t: ReadabilityThresholds) -> tuple[bool, str | None]:
+    def over(key: str, limit: float | None) -> bool:
+        return limit is not None and s.get(key, 0) > limit
+
+    if over("longest_paragraph_words", t.max_paragraph_words):
+        return False, "paragraph_too_long"
+    if t.max_code_blocks is not None and s.get("domain") not in t.code_domains and s.get("code_blocks", 0) > t.max_code_blocks:
+        return False, "code_block_in_non_code"
+    if over("top_line_repeats", t.max_line_repeats):
+        return False, "repetition_loop"
+    if over("dup_line_frac", t.max_dup_line_frac) or over("dup_line_char_frac", t.max_dup_line_char_frac):
+        return False, "duplicate_lines"
+    if over("dup_para_frac", t.max_dup_para_frac) or over("dup_para_char_frac", t.max_dup_para_char_frac):
+        return False, "duplicate_paragraphs"
+    if (over("top_2gram_frac", t.max_top_2gram_frac) or over("top_3gram_frac", t.max_top_3gram_frac)
+            or over("top_4gram_frac", t.max_top_4gram_frac)):
+        return False, "top_ngram_repetition"
+    if over("dup_5gram_frac", t.max_dup_5gram_frac):
+        return False, "duplicate_ngrams"
+    if over("reflections_per_kword", t.max_reflections_per_kword):
+        return False, "reflection_loop"
+    if t.min_summary_words and s.get("summary_words", 0) < t.min_summary_words:
+        return False, "missing_summary"
+    return True, None
+
+
+SPEC = register_filter(FilterSpec(
+    "readability", score, decide, ReadabilityThresholds,
+    span_for_reason={
+        "paragraph_too_long": "longest_paragraph", "code_block_in_non_code": "code_block",
+        "repetition_loop": "repetition", "duplicate_lines": "repetition",
+    },
+))

@@ -1,0 +1,145 @@
+"""Text helpers shared by the filters: safe coercion, masking of math/code, script-aware words.
+
+Masking replaces LaTeX, code and numbers with spaces of the same length instead of deleting
+them, so every offset computed on the masked text is an offset into the original text (the
+`dataengine sample` command highlights spans with them).
+
+>>> t = "So $x^2$ is 4, 生长周期 too."
+>>> masked = mask_non_prose(t)
+>>> len(masked) == len(t) and "x^2" not in masked
+True
+>>> count_words("The 生长 cycle")   # CJK counted per character
+4
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Unicode ranges per script. Han and kana are split so Japanese can be told from Chinese.
+HAN = "\u3005-\u3007\u3021-\u3029\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+KANA = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+HANGUL = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
+CYRILLIC = "\u0400-\u052f"
+GREEK = "\u0370-\u03ff\u1f00-\u1fff"
+ARABIC = "\u0610-\u061a\u0620-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+HEBREW = "\u0590-\u05ff"
+DEVANAGARI = "\u0900-\u0963\u0966-\u097f"  # not the dandas ।॥, which Bengali uses too
+BENGALI = "\u0980-\u09ff"
+TAMIL = "\u0b80-\u0bff"
+TELUGU = "\u0c00-\u0c7f"
+THAI = "\u0e00-\u0e7f"
+
+# Word tokens, one named group per script; combining marks stay inside their word (Indic
+# scripts write vowels as marks, so a word is a run of the script's block).
+TOKEN_RE = re.compile(
+    rf"(?P<han>[{HAN}])|(?P<kana>[{KANA}]+)|(?P<hangul>[{HANGUL}]+)"
+    rf"|(?P<latin>[{LATIN}]+(?:['’][{LATIN}]+)*)|(?P<cyrillic>[{CYRILLIC}]+)|(?P<greek>[{GREEK}]+)"
+    rf"|(?P<arabic>[{ARABIC}]+)|(?P<hebrew>[{HEBREW}]+)|(?P<devanagari>[{DEVANAGARI}]+)"
+    rf"|(?P<bengali>[{BENGALI}]+)|(?P<tamil>[{TAMIL}]+)|(?P<telugu>[{TELUGU}]+)|(?P<thai>[{THAI}]+)"
+    r"|(?P<other>[^\W\d_]+)"
+)
+# Any letter of a script other than Latin: when absent, the fast Latin-only path applies.
+NON_LATIN_LETTER_RE = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+LATIN_WORD_RE = re.compile(rf"[{LATIN}]+(?:['’][{LATIN}]+)*")
+# Latin words of two letters or more: single letters are variables (x, a, b) more often than
+# words, and count for nothing.
+WORD2_RE = re.compile(rf"[{LATIN}](?:[{LATIN}]|['’](?=[{LATIN}]))+")
+# Fast-path words: Latin runs of 2+ letters that do not continue a LaTeX command (\\frac) or
+# another word; a plain character class, several times faster than WORD2_RE on long text.
+PROSE_WORD_RE = re.compile(rf"(?<![\\{LATIN}])[{LATIN}]{{2,}}")
+# A letter of a script other than Latin, ignoring Greek (π, θ: math) and letter-like symbols
+# (², ℝ, ˣ): when absent, an English/Spanish/… text takes the fast path without masking.
+LATIN_MATH_ONLY_RE = re.compile(
+    r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff\u0370-\u03ff\u1f00-\u1fff\u00b2\u00b3\u00b9\u00bc-\u00be"
+    r"\u02b0-\u02ff\u2070-\u209f\u2100-\u218f\U0001d400-\U0001d7ff]"
+)
+CJK_CHAR_RE = re.compile(rf"[{HAN}{KANA}]")
+FENCE_LINE_RE = re.compile(r"^[ \t]*```", re.MULTILINE)
+
+# What is not prose: fenced code, inline code, display and inline LaTeX, LaTeX commands, URLs,
+# numbers. One alternation, one pass.
+_MASK_RE = re.compile(
+    r"```.*?(?:```|\Z)"  # fenced code (an unclosed fence runs to the end)
+    r"|`[^`\n]*`"
+    r"|\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)"
+    r"|\$[^$\n]{0,400}?\$"
+    r"|\\begin\{(\w+\*?)\}.*?\\end\{\1\}"
+    r"|\\[A-Za-z]+(?:\{[^{}\n]{0,80}\})?"
+    r"|https?://\S+"
+    # superscripts/subscripts, number forms, letterlike symbols (ℒ, ℝ), modifier letters (ˣ),
+    # math alphanumerics: letters to Python's regex, symbols to a reader.
+    "|[\u00b2\u00b3\u00b9\u00bc-\u00be\u02b0-\u02ff\u2070-\u209f\u2100-\u218f\U0001d400-\U0001d7ff]+"
+    r"|\d+(?:[.,]\d+)*",
+    re.DOTALL,
+)
+# Every alternative above starts with one of these characters; a lookahead on them lets the
+# regex engine skip plain prose ~1.5x faster than trying each alternative at every position.
+_MASK_RE = re.compile(
+    "(?=[`$\\\\h0-9\u00b2\u00b3\u00b9\u00bc-\u00be\u02b0-\u02ff\u2070-\u209f\u2100-\u218f\U0001d400-\U0001d7ff])(?:"
+    + _MASK_RE.pattern + ")",
+    re.DOTALL,
+)
+
+
+def safe_text(value: Any) -> tuple[str, list[str]]:
+    """Any input → a clean `str` and what had to be fixed (never raises).
+
+    None → "", non-str → str(); NUL bytes become spaces; lone surrogates (which cannot be
+    encoded and crash C extensions) become U+FFFD.
+    """
+    fixes: list[str] = []
+    if value is None:
+        return "", fixes
+    if not isinstance(value, str):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        else:
+            value = str(value)
+        fixes.append("not_a_string")
+    if "\x00" in value:
+        value = value.replace("\x00", " ")
+        fixes.append("nul_bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        # surrogatepass keeps a valid pair's halves apart; anything left unpaired becomes U+FFFD.
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+        fixes.append("lone_surrogates")
+    return value, fixes
+
+
+def mask_non_prose(text: str) -> str:
+    """`text` with code, LaTeX, URLs and numbers replaced by spaces (same length, same offsets)."""
+    return _MASK_RE.sub(lambda m: " " * (m.end() - m.start()), text)
+
+
+def count_words(text: str) -> int:
+    """Words, script-aware: CJK per character, other scripts per whitespace/punctuation word."""
+    if not NON_LATIN_LETTER_RE.search(text):
+        return len(LATIN_WORD_RE.findall(text))
+    return sum(1 for _ in TOKEN_RE.finditer(text))
+
+
+def paragraphs(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each paragraph: blocks separated by blank lines."""
+    out = []
+    pos = 0
+    for m in re.finditer(r"\n[ \t]*\n\s*", text):
+        if m.start() > pos:
+            out.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(text) and text[pos:].strip():
+        out.append((pos, len(text)))
+    return out
+
+
+_SENT_RE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|\n|$)")
+
+
+def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each sentence or line inside text[start:end]."""
+    return [(m.start(), m.end()) for m in _SENT_RE.finditer(text, start, end) if m.group().strip()]

@@ -1,0 +1,17 @@
+-- Traces the verify stage looks at, with what their prompt says: reference, tests, domain.
+-- $redo = true re-verifies traces that already have verifications.
+select
+    t.trace_id,
+    t.prompt_id,
+    -- The trace's own domain unless it is unset/general; then the prompt's.
+    case when coalesce(t.domain, '') in ('', 'general') then coalesce(nullif(p.domain, ''), t.domain) else t.domain end as domain,
+    t.answer,
+    t.think_closed,
+    p.prompt,
+    p.reference_answer,
+    p.tests,
+    cast(p.metadata as varchar) as prompt_metadata
+from traces t
+left join prompts p using (prompt_id)
+where $redo or t.trace_id not in (select trace_id from verifications)
+order by t.prompt_id, t.sample_idx, t.trace_id
