@@ -45,3 +45,46 @@ def test_accuracy_needs_a_reference_or_tests():
 def test_registry_names_what_it_knows():
     with pytest.raises(ValueError, match="known: .*accuracy.*format.*language_consistency.*overlong"):
         get_reward("acc")
+
+
+def test_accuracy_on_real_math500_answers(shared_data):
+    """Correct boxed answers score 1, another problem's answer 0, and an answer that appears only
+    inside the reasoning is not read from there."""
+    rows = [json.loads(x) for x in (shared_data / "benchmarks" / "math500_limo.jsonl").read_text().splitlines()[:12]]
+    golds = [r["answer"] for r in rows]
+    right = [f"<think>\nworking it out\n</think>\n\nThe answer is $\\boxed{{{g}}}$." for g in golds]
+    wrong = [f"<think>\nhm\n</think>\n\nThe answer is $\\boxed{{{golds[(i + 1) % 12]}}}$." for i in range(12)]
+    hidden = [f"<think>\nit is \\boxed{{{g}}}\n</think>\n\nI am not sure." for g in golds]
+    acc = get_reward("accuracy")
+    assert acc([], right, answer=golds) == [1.0] * 12
+    assert acc([], wrong, answer=golds) == [0.0] * 12
+    assert acc([], hidden, answer=golds) == [0.0] * 12
+
+
+def test_accuracy_on_real_humaneval_code_is_the_pass_rate(shared_data):
+    rows = [json.loads(x) for x in (shared_data / "code" / "HumanEval.jsonl").read_text().splitlines()[:3]]
+    tests, entry = [r["test"] for r in rows], [r["entry_point"] for r in rows]
+    good = [f"<think>\nwrite it\n</think>\n\n```python\n{r['prompt']}{r['canonical_solution']}\n```" for r in rows]
+    broken = [f"<think>\nx\n</think>\n\n```python\n{r['prompt']}    return None\n```" for r in rows]
+    no_code = ["<think>\nx\n</think>\n\nI would loop over the list."] * 3
+    acc = get_reward("accuracy")
+    assert acc([], good, tests=tests, entry_point=entry) == [1.0] * 3
+    assert acc([], broken, tests=tests, entry_point=entry) == [0.0] * 3
+    assert acc([], no_code, tests=tests, entry_point=entry) == [0.0] * 3
+
+
+def test_language_consistency_on_real_mgsm(shared_data):
+    """R1's reward: share of target-language words in the chain of thought (MGSM zh/en questions as
+    stand-in reasoning); the answer after </think> does not count."""
+    zh = [line.split("\t")[0] for line in (shared_data / "benchmarks/multilingual/mgsm/mgsm_zh.tsv").read_text().splitlines()[:3]]
+    en = [line.split("\t")[0] for line in (shared_data / "benchmarks/multilingual/mgsm/mgsm_en.tsv").read_text().splitlines()[:3]]
+    lc = get_reward("language_consistency")
+    comps = [f"<think>\n{t}\n</think>\n\n{e}" for t, e in zip(zh, en)]
+    as_zh = lc([], comps, language=["zh"] * 3)
+    as_en = lc([], comps, language=["en"] * 3)
+    assert all(z > 0.8 for z in as_zh) and all(e < 0.2 for e in as_en)
+    mixed = lc([], [f"<think>\n{e} {z}\n</think>\n\nok" for e, z in zip(en, zh)], language=["en"] * 3)
+    assert all(0.1 < m < 0.95 for m in mixed)
+    with pytest.raises(ValueError, match="no 'language' column and no default_language"):
+        lc([], comps)
+    assert lc([], comps, default_language="zh") == as_zh
