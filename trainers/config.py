@@ -1,11 +1,11 @@
-"""Config sections of the trainers: `sft:` and `grpo:` in a pipeline YAML file.
+"""Config sections of the trainers: `train_sft:` and `train_grpo:` in a pipeline YAML file.
 
 Light on purpose (no torch import), so `dataengine config show --fields` lists them quickly.
 Every checkpoint stores the resolved section as `config.yaml`; a resumed run warns when the file it
 was started with differs.
 
 >>> from dataengine.config import load_config_dict
->>> load_config_dict({"sft": {"model": "m", "dataset": "d", "lr": 1e-5}}).section("sft").lr
+>>> load_config_dict({"train_sft": {"model": "m", "dataset": "d", "lr": 1e-5}}).section("train_sft").lr
 1e-05
 """
 
@@ -59,7 +59,7 @@ class CommonTrainConfig:
             raise ValueError(f"report_to: unknown {bad}; known: {', '.join(REPORT_TO)}")
 
 
-@section("sft")
+@section("train_sft")
 @dataclass
 class SFTConfig(CommonTrainConfig):
     """Supervised fine-tuning on chat `messages` (loss on assistant tokens only)."""
@@ -88,7 +88,7 @@ class SFTConfig(CommonTrainConfig):
             raise ValueError("batch_size and grad_accum must be >= 1, max_length >= 8")
 
 
-@section("grpo")
+@section("train_grpo")
 @dataclass
 class GRPOConfig(CommonTrainConfig):
     """GRPO with rule rewards: G rollouts per prompt, group-normalised advantages, clipped loss."""

@@ -274,9 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     from dataengine.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="pipeline YAML with a `grpo:` section")
+    ap.add_argument("--config", required=True, help="pipeline YAML with a `train_grpo:` section")
     args = ap.parse_args(argv)
-    print(train_grpo(load_config(args.config).section("grpo")))
+    print(train_grpo(load_config(args.config).section("train_grpo")))
 
 
 if __name__ == "__main__":

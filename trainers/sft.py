@@ -220,9 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     from dataengine.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="pipeline YAML with an `sft:` section")
+    ap.add_argument("--config", required=True, help="pipeline YAML with a `train_sft:` section")
     args = ap.parse_args(argv)
-    result = train_sft(load_config(args.config).section("sft"))
+    result = train_sft(load_config(args.config).section("train_sft"))
     print(result)
 
 

@@ -72,9 +72,9 @@ def train_sft_cmd(config_path: Path, output_dir: str | None, max_steps: int | No
       dataengine train sft --config examples/train/distill_llama3.1_8b.yaml --max-steps 100 --dry-run
       torchrun --nproc-per-node 8 -m trainers.sft --config examples/train/distill_qwen2.5_1.5b.yaml
     """
-    section = _section(config_path, "sft", output_dir, max_steps, resume_from)
+    section = _section(config_path, "train_sft", output_dir, max_steps, resume_from)
     if dry_run:
-        _dry_run(section, "sft", "trainers.sft", config_path)
+        _dry_run(section, "train_sft", "trainers.sft", config_path)
         return
     from trainers.sft import train_sft
 
@@ -94,9 +94,9 @@ def train_grpo_cmd(config_path: Path, output_dir: str | None, max_steps: int | N
       dataengine train grpo --config examples/train/r1_stage2_grpo.yaml --output-dir runs/stage2
       torchrun --nproc-per-node 8 -m trainers.grpo --config examples/train/r1_zero_grpo.yaml
     """
-    section = _section(config_path, "grpo", output_dir, max_steps, resume_from)
+    section = _section(config_path, "train_grpo", output_dir, max_steps, resume_from)
     if dry_run:
-        _dry_run(section, "grpo", "trainers.grpo", config_path)
+        _dry_run(section, "train_grpo", "trainers.grpo", config_path)
         return
     from trainers.grpo import train_grpo
 

@@ -35,7 +35,7 @@ def torchrun(config, tmp_path) -> None:
 def test_two_fsdp2_ranks_match_one_process_and_resume(tiny_qwen, messages_dataset, tmp_path):
     common = dict(model=str(tiny_qwen), dataset=str(messages_dataset), max_length=192, batch_size=2, max_steps=3)
     config = tmp_path / "sft.yaml"
-    config.write_text(yaml.safe_dump({"sft": {**common, "grad_accum": 1, "output_dir": str(tmp_path / "fsdp"),
+    config.write_text(yaml.safe_dump({"train_sft": {**common, "grad_accum": 1, "output_dir": str(tmp_path / "fsdp"),
                                               "save_every": 2}}))
     torchrun(config, tmp_path)
     # one process, two micro-batches per step: the same global batch as two ranks with one each

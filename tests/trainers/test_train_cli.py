@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_train_sft_from_config_file_then_resume(tiny_qwen, messages_dataset, tmp_path):
     cfg = tmp_path / "sft.yaml"
     out = tmp_path / "run"
-    cfg.write_text(yaml.safe_dump({"sft": {"model": str(tiny_qwen), "dataset": str(messages_dataset),
+    cfg.write_text(yaml.safe_dump({"train_sft": {"model": str(tiny_qwen), "dataset": str(messages_dataset),
                                            "output_dir": str(out), "max_length": 192, "batch_size": 4,
                                            "max_steps": 2, "save_every": 1}}))
     r = CliRunner().invoke(cli, ["train", "sft", "--config", str(cfg)])
@@ -35,9 +35,9 @@ def test_train_grpo_dry_run_and_config_errors(tmp_path):
     assert r.exit_code == 0, r.output
     assert "language_consistency: 1.0" in r.output and "torchrun" in r.output
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"grpo": {"model": "m", "dataset": "d", "max_steps": 5, "loss_type": "bnpo"}}))
+    bad.write_text(yaml.safe_dump({"train_grpo": {"model": "m", "dataset": "d", "max_steps": 5, "loss_type": "bnpo"}}))
     r = CliRunner().invoke(cli, ["train", "grpo", "--config", str(bad)])
-    assert r.exit_code != 0 and "grpo: loss_type: expected one of seq_mean_token_mean" in r.output
+    assert r.exit_code != 0 and "train_grpo: loss_type: expected one of seq_mean_token_mean" in r.output
 
 
 @pytest.mark.parametrize("recipe", sorted((ROOT / "examples" / "train").glob("*.yaml")), ids=lambda p: p.name)
@@ -46,4 +46,4 @@ def test_recipes_validate(recipe):
 
     cfg = load_config(recipe)
     (name,) = cfg.sections
-    assert name in ("sft", "grpo") and cfg.section(name).model
+    assert name in ("train_sft", "train_grpo") and cfg.section(name).model
