@@ -30,6 +30,9 @@ from pathlib import Path
 from _harness import ROOT, SHARED_DATA, print_table, run_isolated
 
 sys.path.insert(0, str(ROOT))
+# The near-duplicate generator the dedup tests use: one definition for tests and bench.
+sys.path.insert(0, str(ROOT / "tests" / "dedup"))
+from dedup_fixtures import mutate  # noqa: E402
 
 THRESHOLD = 0.7
 
@@ -37,22 +40,6 @@ THRESHOLD = 0.7
 def real_responses() -> list[str]:
     path = SHARED_DATA / "traces" / "thinking_llms_interp" / "r1distill_qwq_benchmark_traces.jsonl"
     return [json.loads(x)["response"] for x in open(path, encoding="utf-8")]
-
-
-def mutate(text: str, rate: float, rng: random.Random) -> str:
-    words = text.split()
-    out = []
-    for w in words:
-        r = rng.random()
-        if r < rate / 3:
-            continue
-        if r < 2 * rate / 3:
-            out.append(rng.choice(words))
-            continue
-        out.append(w)
-        if r < rate:
-            out.append(rng.choice(words))
-    return " ".join(out)
 
 
 def word5_plain(text: str) -> list[bytes]:
