@@ -124,6 +124,7 @@ STAGE_CONFIG_MODULES: list[str] = [
     "dataengine.verify.select",
     "dataengine.dedup.config",
     "dataengine.mix.config",
+    "trainers.config",
 ]
 
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "dataengine.cli.dedup",
     "dataengine.cli.mix",
     "dataengine.cli.verify",
+    "dataengine.cli.train",
 ]
 
 for _mod in COMMAND_MODULES:
