@@ -42,6 +42,10 @@ def section(name: str):  # type: ignore[no-untyped-def]
     def deco(cls: type[T]) -> type[T]:
         if not is_dataclass(cls):
             raise TypeError(f"config section {name} must be a dataclass")
+        # Two stages claiming one name would silently shadow each other, depending on import order.
+        old = SECTIONS.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"config section {name!r} is already registered by {old.__module__}.{old.__qualname__}")
         SECTIONS[name] = cls
         return cls
 
@@ -124,6 +128,7 @@ STAGE_CONFIG_MODULES: list[str] = [
     "dataengine.verify.select",
     "dataengine.dedup.config",
     "dataengine.mix.config",
+    "trainers.config",
     "dataengine.report",
     "dataengine.pipeline",
 ]

@@ -44,3 +44,17 @@ def test_flag_overrides_are_type_checked():
     assert apply_overrides(cfg, {"shard_rows": 7, "strict": None}).shard_rows == 7
     with pytest.raises(ConfigError):
         apply_overrides(cfg, {"shard_rows": "7"})
+
+
+def test_two_stages_cannot_claim_one_section_name():
+    from dataclasses import dataclass
+
+    from dataengine.config import section
+
+    load_config(None).to_dict()  # every stage's sections registered
+
+    with pytest.raises(ValueError, match="'ingest' is already registered"):
+        @section("ingest")
+        @dataclass
+        class Other:
+            x: int = 1

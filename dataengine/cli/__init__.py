@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "dataengine.cli.dedup",
     "dataengine.cli.mix",
     "dataengine.cli.verify",
+    "dataengine.cli.train",
     "dataengine.cli.report",
     "dataengine.cli.pipeline",
 ]

@@ -59,6 +59,9 @@ class Completion:
     # Engine-specific facts about this sample (the simulated engine's `planted_defects`, an
     # OpenAI server's `tokens_apportioned`); the generate stage copies it into the trace metadata.
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The sampled token ids, for engines that know them (the GRPO trainer trains on exactly these;
+    # re-tokenizing the text can give a different sequence). None: the caller re-tokenizes `text`.
+    token_ids: list[int] | None = None
 
 
 @dataclass

@@ -54,6 +54,28 @@ class TransformersEngine(Engine):
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
 
+    @classmethod
+    def from_model(cls, lm: Any, tokenizer: Any, batch_size: int = 8) -> TransformersEngine:
+        """Wrap a model already in memory, e.g. the GRPO trainer's live policy, so rollouts always use
+        its current weights. The caller owns the model: the engine neither moves it nor changes its
+        train/eval mode."""
+        if batch_size < 1:
+            raise ValueError("transformers engine: batch_size must be >= 1")
+        self = cls.__new__(cls)
+        self.model = getattr(lm.config, "name_or_path", None) or "in-memory"
+        self.batch_size = batch_size
+        self.device = str(next(lm.parameters()).device)
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.lm = lm
+        eos = lm.generation_config.eos_token_id
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        return self
+
     def render(self, req: GenerationRequest) -> str:
         if req.messages is not None:
             return self.tokenizer.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True)
@@ -119,11 +141,13 @@ class TransformersEngine(Engine):
         finish = "stop" if end is not None else "length"
         kept = ids[:end] if end is not None else ids
         text = self.tokenizer.decode(kept, skip_special_tokens=False)
+        # The sampled ids through the EOS (what a trainer scores); unknown once a stop string cuts the text.
+        token_ids: list[int] | None = ids[: end + 1] if end is not None else ids
         for s in params.stop:
             cut = text.find(s)
             if cut >= 0:
-                text, finish = text[:cut], "stop"
-        return Completion(text, finish, len(kept) + (1 if end is not None else 0))
+                text, finish, token_ids = text[:cut], "stop", None
+        return Completion(text, finish, len(kept) + (1 if end is not None else 0), token_ids=token_ids)
 
     def close(self) -> None:
         self.__dict__.pop('lm', None)

@@ -104,7 +104,7 @@ class VLLMEngine(Engine):
         results = []
         for req, text, out in zip(requests, texts, outs):
             comps = [
-                Completion(o.text, o.finish_reason, len(o.token_ids),
+                Completion(o.text, o.finish_reason, len(o.token_ids), token_ids=list(o.token_ids),
                            metadata={"stop_reason": o.stop_reason} if getattr(o, "stop_reason", None) is not None else {})
                 for o in sorted(out.outputs, key=lambda o: o.index)
             ]

@@ -1,0 +1,138 @@
+"""Config sections of the trainers: `train_sft:` and `train_grpo:` in a pipeline YAML file.
+
+Light on purpose (no torch import), so `dataengine config show --fields` lists them quickly.
+Every checkpoint stores the resolved section as `config.yaml`; a resumed run warns when the file it
+was started with differs.
+
+>>> from dataengine.config import load_config_dict
+>>> load_config_dict({"train_sft": {"model": "m", "dataset": "d", "lr": 1e-5}}).section("train_sft").lr
+1e-05
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dataengine.config import section
+
+REPORT_TO = ("jsonl", "tensorboard", "wandb")
+# GRPO loss aggregations, implemented in trainers.grpo_loss.
+LOSS_TYPES = ("seq_mean_token_mean", "token_mean", "constant_norm")
+
+
+@dataclass
+class CommonTrainConfig:
+    """Fields both trainers share: model, output, optimisation, checkpoints, logging, precision."""
+
+    model: str = field(default="", metadata={"help": "hub id or local folder of the model to train (from_pretrained)"})
+    output_dir: str = field(default="runs/train", metadata={"help": "checkpoints, metrics.jsonl and the final model go here"})
+    seed: int = field(default=0, metadata={"help": "seed for init, shuffling and sampling; the same seed gives the same run"})
+    lr: float = field(default=1e-5, metadata={"help": "peak learning rate (AdamW)"})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine decays to lr * min_lr_ratio"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup optimizer steps (overrides warmup_ratio when > 0)"})
+    warmup_ratio: float = field(default=0.03, metadata={"help": "warmup as a share of the total optimizer steps"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not applied to biases and norms)"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the global grad norm to this; 0 disables"})
+    max_steps: int = field(default=0, metadata={"help": "optimizer steps; 0: from epochs (SFT) — required for GRPO"})
+    save_every: int = field(default=0, metadata={"help": "write a checkpoint every N optimizer steps (0: only at the end)"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "keep the newest N step checkpoints (0: all)"})
+    resume_from: str | None = field(default="auto", metadata={
+        "help": "checkpoint folder to resume from; 'auto': the newest in output_dir if any; null: start fresh"})
+    log_every: int = field(default=1, metadata={"help": "log metrics every N optimizer steps"})
+    report_to: list[str] = field(default_factory=lambda: ["jsonl"], metadata={
+        "help": "jsonl (always written), tensorboard, wandb (used only when installed)"})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast on GPU (ignored on CPU, which trains in fp32)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
+    attn_implementation: str | None = field(default=None, metadata={
+        "help": "attention backend passed to from_pretrained (sdpa, flash_attention_2, eager); null: the default"})
+
+    def validate_common(self) -> None:
+        if not self.model:
+            raise ValueError("model: required (a hub id or a local model folder)")
+        for name in ("lr", "min_lr_ratio", "warmup_ratio", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0")
+        bad = [r for r in self.report_to if r not in REPORT_TO]
+        if bad:
+            raise ValueError(f"report_to: unknown {bad}; known: {', '.join(REPORT_TO)}")
+
+
+@section("train_sft")
+@dataclass
+class SFTConfig(CommonTrainConfig):
+    """Supervised fine-tuning on chat `messages` (loss on assistant tokens only)."""
+
+    dataset: str = field(default="", metadata={
+        "help": "a datasets folder (save_to_disk, e.g. `dataengine export` output) or a .jsonl/.parquet file with a messages column"})
+    split: str = field(default="train", metadata={"help": "split to train on when the dataset folder holds several"})
+    eval_dataset: str | None = field(default=None, metadata={"help": "separate eval set (same formats); else eval_fraction of dataset"})
+    eval_fraction: float = field(default=0.0, metadata={"help": "hold out this share of the dataset for eval loss (seeded)"})
+    eval_every: int = field(default=0, metadata={"help": "eval loss every N optimizer steps (0: only at the end, if there is an eval set)"})
+    messages_field: str = field(default="messages", metadata={"help": "column holding the list of {role, content}"})
+    max_length: int = field(default=4096, metadata={"help": "tokens per sequence (packed row or padded example); longer ones are truncated"})
+    packing: bool = field(default=True, metadata={
+        "help": "pack examples into rows of max_length with reset position ids (falls back to padding when unsupported)"})
+    batch_size: int = field(default=8, metadata={"help": "rows (packed) or examples (padded) per micro-batch per device"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    epochs: float = field(default=2.0, metadata={"help": "passes over the data (R1 distillation: 2); used when max_steps is 0"})
+
+    def validate(self) -> None:
+        self.validate_common()
+        if not self.dataset:
+            raise ValueError("dataset: required (a datasets folder or a jsonl/parquet file)")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError("eval_fraction: must be in [0, 1)")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
+            raise ValueError("batch_size and grad_accum must be >= 1, max_length >= 8")
+
+
+@section("train_grpo")
+@dataclass
+class GRPOConfig(CommonTrainConfig):
+    """GRPO with rule rewards: G rollouts per prompt, group-normalised advantages, clipped loss."""
+
+    dataset: str = field(default="", metadata={
+        "help": "prompts with reference answers: a datasets folder or .jsonl/.parquet file"})
+    split: str = field(default="train", metadata={"help": "split to use when the dataset folder holds several"})
+    prompt_field: str = field(default="prompt", metadata={"help": "column with the prompt text (or a messages list)"})
+    system_prompt: str | None = field(default=None, metadata={"help": "system message put before every prompt (R1-Zero template)"})
+    rewards: dict[str, float] = field(default_factory=lambda: {"format": 1.0}, metadata={
+        "help": "reward name -> weight; names from trainers.rewards.REWARDS (accuracy, format, language_consistency, overlong, ...)"})
+    reward_kwargs: dict[str, dict] = field(default_factory=dict, metadata={
+        "help": "extra keyword arguments per reward, e.g. {overlong: {buffer: 512}}"})
+    prompts_per_step: int = field(default=4, metadata={"help": "prompts per optimizer step (each gets num_generations rollouts)"})
+    num_generations: int = field(default=8, metadata={"help": "G: rollouts per prompt"})
+    micro_batch_size: int = field(default=8, metadata={"help": "completions per forward/backward pass"})
+    max_prompt_length: int = field(default=512, metadata={"help": "prompts longer than this (tokens) are left-truncated"})
+    max_completion_length: int = field(default=1024, metadata={"help": "rollout token budget; also the constant of constant_norm"})
+    temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "rollout nucleus sampling"})
+    engine: str = field(default="transformers", metadata={
+        "help": "rollout engine; 'transformers' samples from the live policy in process (always current weights)"})
+    loss_type: str = field(default="seq_mean_token_mean", metadata={
+        "help": "seq_mean_token_mean (GRPO), token_mean (DAPO), constant_norm (Dr. GRPO)"})
+    scale_rewards: bool = field(default=True, metadata={"help": "divide advantages by the group std (false: Dr. GRPO)"})
+    epsilon_low: float = field(default=0.2, metadata={"help": "clip ratio from below at 1 - epsilon_low"})
+    epsilon_high: float = field(default=0.2, metadata={"help": "clip ratio from above at 1 + epsilon_high (DAPO clip-higher: 0.28)"})
+    beta: float = field(default=0.0, metadata={"help": "KL coefficient (k3 estimator); 0 loads no reference model"})
+    kl_ratio_correction: bool = field(default=False, metadata={"help": "weight the KL term by the importance ratio (DeepSeek-V3.2)"})
+    num_iterations: int = field(default=1, metadata={"help": "optimizer passes over each batch of rollouts (μ); >1 makes the ratio non-trivial"})
+    mask_truncated_completions: bool = field(default=False, metadata={"help": "completions that hit max_completion_length carry no loss (DAPO)"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "drop groups whose rewards have zero spread (DAPO)"})
+
+    def validate(self) -> None:
+        self.validate_common()
+        if not self.dataset:
+            raise ValueError("dataset: required (prompts with reference answers)")
+        if self.max_steps < 1:
+            raise ValueError("max_steps: required (>= 1) for GRPO")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type: expected one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}")
+        if self.num_generations < 2:
+            raise ValueError("num_generations: must be >= 2 (advantages compare completions within a group)")
+        if not self.rewards:
+            raise ValueError("rewards: give at least one reward with a weight")
+        if self.engine != "transformers":
+            raise ValueError(f"engine: only 'transformers' (the live policy) trains here, got {self.engine!r}")
