@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 
 from dataengine.pipeline import pipeline_steps
 from flows.artifacts import find_dataset, publish_final
-from flows.stages import STAGE_FLOWS, resolve
+from flows.stages import STAGE_FLOWS, config_payload, resolve
 from flows.tasks import write_report
 
 
@@ -36,7 +36,7 @@ def run_pipeline_steps(
         results["stages"][stage] = STAGE_FLOWS[stage](config=config, workspace=str(ws.root), executor=executor,
                                                       shards=shards)
     results["dataset"] = find_dataset(results["stages"].get("export", {}))
-    results["report"] = write_report(str(ws.root), cfg.to_dict(), cfg.source) if run.report else None
+    results["report"] = write_report(str(ws.root), config_payload(cfg), cfg.source) if run.report else None
     publish_final(ws, name, results["report"], results["dataset"])
     return results
 

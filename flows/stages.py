@@ -55,7 +55,7 @@ def run_stage(stage: str, cfg: PipelineConfig, run: RunConfig, ws: Workspace) ->
         # Connect in the flow's own (main) thread: Ray started from a task's worker thread lost
         # its GCS mid-run here (it cannot install its signal handlers off the main thread).
         executor_for(run)
-    config = cfg.to_dict()
+    config = config_payload(cfg)
     overrides = dict(run.stage_overrides.get(stage, {}))
     if STAGES[stage].out_dir:
         overrides.setdefault("out_dir", str(export_dir(ws, run)))
@@ -69,6 +69,17 @@ def run_stage(stage: str, cfg: PipelineConfig, run: RunConfig, ws: Workspace) ->
     logger.info("%s: %s", stage, {k: v for k, v in merged.items() if not isinstance(v, (dict, list))})
     publish_stage(ws, stage)
     return merged
+
+
+def config_payload(cfg: PipelineConfig) -> dict[str, Any]:
+    """The sections the file gave (and `run` with the flow's overrides), as plain data for tasks.
+
+    Not `cfg.to_dict()`: that fills in every registered section with its defaults, and some
+    sections (a trainer's, which needs a model) do not validate on defaults alone.
+    """
+    out: dict[str, Any] = {"pipeline": cfg.pipeline} if cfg.pipeline else {}
+    out.update({name: dataclasses.asdict(obj) for name, obj in cfg.sections.items()})
+    return out
 
 
 def merge_counts(results: list[dict[str, Any]]) -> dict[str, Any]:
