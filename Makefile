@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DE := $(VENV)/bin/dataengine
 WS ?= workspace
 
-.PHONY: setup quickstart test lint bench clean
+.PHONY: setup quickstart test lint bench clean chromium
 
 setup: $(VENV)/.installed
 
@@ -16,16 +16,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 quickstart: setup
-	$(DE) --workspace $(WS) init
-	$(DE) --workspace $(WS) ingest examples/sample_traces.jsonl --kind traces --map completion=response --map reference_answer=gold
-	$(DE) --workspace $(WS) sql "select domain, think_format, count(*) as traces, count(*) filter (where think_closed) as closed from traces group by all order by all"
-	$(DE) --workspace $(WS) sql --query quarantine_summary
-	$(DE) --workspace $(WS) demo-prompts 200
-	$(DE) --workspace $(WS) generate --engine simulated --n 4 --template cold_start
-	$(DE) --workspace $(WS) sql --query generation_progress
+	$(DE) --workspace $(WS) run examples/quickstart.yaml
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The report's page tests render it in headless Chromium (Debian's package); CI starts fresh.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: setup
 	$(VENV)/bin/ruff check dataengine filters trainers flows tests bench

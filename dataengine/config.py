@@ -129,6 +129,8 @@ STAGE_CONFIG_MODULES: list[str] = [
     "dataengine.dedup.config",
     "dataengine.mix.config",
     "trainers.config",
+    "dataengine.report",
+    "dataengine.pipeline",
 ]
 
 

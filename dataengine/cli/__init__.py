@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "dataengine.cli.mix",
     "dataengine.cli.verify",
     "dataengine.cli.train",
+    "dataengine.cli.report",
+    "dataengine.cli.pipeline",
 ]
 
 for _mod in COMMAND_MODULES:

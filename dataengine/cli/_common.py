@@ -50,6 +50,8 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["workspace_path"] = workspace or default_workspace_path()
+    # Given on the command line: wins over a config file's `workspace.path` (`dataengine run`).
+    ctx.obj["workspace_path_explicit"] = workspace
 
 
 def workspace_from(ctx: click.Context, create: bool = True) -> Workspace:

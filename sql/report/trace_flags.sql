@@ -1,0 +1,42 @@
+-- One row per trace with what each stage decided about it; the report aggregates this.
+-- A NULL flag means the stage wrote no row for the trace (not run yet, or not reached).
+-- Mix membership is taken from the newest mix only (mix_members keeps every mix_id).
+with latest_mix as (
+    select mix_id from mix_members order by written_at desc limit 1
+)
+select
+    t.trace_id,
+    t.prompt_id,
+    coalesce(t.domain, p.domain, 'unknown') as domain,
+    coalesce(t.language, p.language, 'unknown') as language,
+    length(t.completion) as completion_chars,
+    t.completion_tokens,
+    f.n_filters,
+    f.all_passed,
+    v.n_verdicts,
+    v.any_correct,
+    sel.trace_id is not null as selected,
+    d.is_representative,
+    d.contaminated,
+    m.trace_id is not null as in_mix
+from traces t
+left join prompts p using (prompt_id)
+left join (
+    select trace_id, count(*) as n_filters, bool_and(passed) as all_passed
+    from filter_results group by trace_id
+) f using (trace_id)
+left join (
+    select trace_id, count(*) as n_verdicts, bool_or(verdict = 'correct') as any_correct
+    from verifications group by trace_id
+) v using (trace_id)
+left join (select distinct trace_id from selected_traces) sel using (trace_id)
+left join (
+    select
+        trace_id,
+        is_representative,
+        coalesce(contamination::varchar not in ('{}', '[]', 'null', '""'), false) as contaminated
+    from dedup
+) d using (trace_id)
+left join (
+    select distinct trace_id from mix_members where mix_id in (select mix_id from latest_mix)
+) m using (trace_id)
