@@ -36,7 +36,7 @@ def _maybe_json(v: Any) -> Any:
     return v
 
 
-def write_result(rel: duckdb.DuckDBPyConnection, fmt: str, out: Path | None, stream: TextIO | None = None) -> int:
+def write_result(rel: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation, fmt: str, out: Path | None, stream: TextIO | None = None) -> int:
     """Write the pending result of `rel`; returns the number of rows written."""
     if fmt == "parquet":
         if out is None:
