@@ -38,9 +38,13 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_EXEMPLARS = TEMPLATE_DIR / "cold_start_exemplars.yaml"
 
 # Queries that need no chain of thought: greetings, thanks, one-word small talk.
+# One definition of a trivial query for the whole project (generation templates and the
+# non-reasoning mix both ask it). "who are you" is not here: that is self-cognition data.
 _TRIVIAL = re.compile(
-    r"^\s*(hi|hello|hey|yo|hiya|good (morning|afternoon|evening)|thanks?( you)?|thank you( very much)?|ok(ay)?|bye|goodbye|"
-    r"how are you( doing)?|what'?s up|who are you|你好|谢谢|再见|hallo|bonjour|hola|merci|danke|gracias)\s*[!.?。！？]*\s*$",
+    r"^\s*(hi+|hello+|hey+|yo|hiya|good (morning|afternoon|evening|night)|thanks?( you)?( very much)?|"
+    r"thx|ok(ay)?|bye|goodbye|how are you( doing)?|what'?s up|hallo|bonjour|hola|merci|danke|gracias|"
+    r"(嘿，?)?你好|您好|嗨|哈喽|谢谢|多谢|再见|早上好|中午好|下午好|晚上好|好的|在吗)"
+    r"\s*[啊呀呢]?\s*[!！.。?？~]*\s*$",
     re.IGNORECASE,
 )
 

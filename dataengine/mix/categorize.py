@@ -18,14 +18,9 @@ from __future__ import annotations
 
 import re
 
-CATEGORIES = ("self_cognition", "translation", "code", "math", "writing", "factual_qa", "chat", "general")
+from dataengine.prompting import is_trivial_query as is_trivial
 
-_TRIVIAL = re.compile(
-    r"^\s*(hi+|hello+|hey+|yo|good (morning|afternoon|evening|night)|thanks?( you)?( very much)?|thx|ok(ay)?|bye|"
-    r"goodbye|how are you( doing)?|what'?s up|(嘿，?)?你好|您好|嗨|哈喽|谢谢|多谢|再见|早上好|中午好|下午好|晚上好|好的|在吗)"
-    r"\s*[啊呀呢]?\s*[!！.。?？~]*\s*$",
-    re.IGNORECASE,
-)
+CATEGORIES = ("self_cognition", "translation", "code", "math", "writing", "factual_qa", "chat", "general")
 
 _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("self_cognition", re.compile(
@@ -52,11 +47,6 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         r"^\s*(what|who|when|where|which|why|how|is|are|does|do|can|name|list|explain|define|give)\b|"
         r"[?？]\s*$|什么|为什么|怎么|如何|哪|是否|吗[?？]?\s*$|解释|介绍", re.IGNORECASE)),
 ]
-
-
-def is_trivial(prompt: str) -> bool:
-    """A greeting or thanks: the R1 recipe answers these without a chain of thought."""
-    return bool(_TRIVIAL.match(prompt)) or not prompt.strip()
 
 
 _GREETING_OPENER = re.compile(r"^\s*(hi|hello|hey|你好|您好|嗨)\b", re.IGNORECASE)
