@@ -126,11 +126,8 @@ def accuracy_reward(prompts: Sequence[Any], completions: Sequence[str], *, answe
 
 
 def _math_score(gold: str, answer_text: str) -> float:
-    try:
-        from dataengine.verify.math import grade_math
-    except ImportError as e:
-        raise NotImplementedError(
-            f"reward accuracy: needs dataengine.verify.math.grade_math (issue 4), not importable here: {e}") from None
+    from dataengine.verify.math import grade_math  # here, not at import: math-verify pulls sympy
+
     verdict = grade_math(gold, answer_text).verdict
     if verdict == "correct":
         return 1.0
@@ -140,11 +137,8 @@ def _math_score(gold: str, answer_text: str) -> float:
 
 
 def _code_pass_rate(answer_text: str, tests: Any, entry_point: str | None) -> float:
-    try:
-        from dataengine.verify.code import extract_code, run_tests
-    except ImportError as e:
-        raise NotImplementedError(
-            f"reward accuracy: needs dataengine.verify.code.run_tests (issue 4), not importable here: {e}") from None
+    from dataengine.verify.code import extract_code, run_tests
+
     code = extract_code(answer_text)
     if code is None:
         return 0.0  # no code block: the answer is wrong, not unscorable
@@ -175,10 +169,6 @@ def language_consistency_reward(prompts: Sequence[Any], completions: Sequence[st
         langs = [default_language] * n
     if any(lang is None for lang in langs):
         raise ValueError(f"reward language_consistency: no {language_column!r} column and no default_language")
-    try:
-        from filters.language_mixing import language_consistency_batch
-    except ImportError as e:
-        raise NotImplementedError(
-            "reward language_consistency: needs filters.language_mixing.language_consistency_batch (issue 3), "
-            f"not importable here: {e}") from None
+    from filters.language_mixing import language_consistency_batch
+
     return [float(x) for x in language_consistency_batch([_reasoning(c) for c in completions], langs)]
