@@ -32,7 +32,7 @@ from _harness import ROOT, SHARED_DATA, print_table, run_isolated
 sys.path.insert(0, str(ROOT))
 # The near-duplicate generator the dedup tests use: one definition for tests and bench.
 sys.path.insert(0, str(ROOT / "tests" / "dedup"))
-from dedup_fixtures import mutate  # noqa: E402
+from dedup_fixtures import mutate, near_dup_sample  # noqa: E402
 
 THRESHOLD = 0.7
 
@@ -74,14 +74,7 @@ def quality(n_base: int, seed: int = 11) -> list[tuple[str, str, str]]:
     from dataengine.dedup.minhash import exact_jaccard, shingle_sets, shingles, signatures
     from dataengine.dedup.normalize import tokenize
 
-    rng = random.Random(seed)
-    base = [t for t in real_responses() if len(t) > 1500]
-    rng.shuffle(base)
-    base = base[:n_base]
-    texts = list(base)
-    for t in base[: n_base // 2]:
-        for _ in range(rng.randint(1, 3)):
-            texts.append(mutate(t, rng.uniform(0.0, 0.1), rng))
+    texts = near_dup_sample(real_responses(), n_base, seed)
     n = len(texts)
     tb = tokenize(texts)
     sets = shingle_sets(tb, 5)

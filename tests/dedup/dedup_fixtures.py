@@ -28,3 +28,16 @@ def mutate(text: str, rate: float, rng: random.Random) -> str:
         if r < rate:
             out.append(rng.choice(words))
     return " ".join(out)
+
+
+def near_dup_sample(responses: list[str], n_base: int, seed: int) -> list[str]:
+    """Real traces plus generated near-duplicates at many edit rates: pairs on both sides of 0.7."""
+    rng = random.Random(seed)
+    base = [t for t in responses if len(t) > 1500]
+    rng.shuffle(base)
+    base = base[:n_base]
+    texts = list(base)
+    for t in base[: n_base // 2]:
+        for _ in range(rng.randint(1, 3)):
+            texts.append(mutate(t, rng.uniform(0.0, 0.1), rng))
+    return texts

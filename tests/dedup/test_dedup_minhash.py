@@ -18,7 +18,7 @@ from dataengine.dedup.minhash import (
     signatures,
 )
 from dataengine.dedup.normalize import exact_hashes, normalize, tokenize
-from tests.dedup.dedup_fixtures import mutate, real_traces
+from tests.dedup.dedup_fixtures import mutate, near_dup_sample, real_traces
 
 
 def test_normalize_folds_case_width_punctuation_and_whitespace():
@@ -65,16 +65,7 @@ def test_bands_rows_report_their_threshold():
 
 
 def _sample(shared_data, n_base=150, seed=3):
-    """Real traces plus generated near-duplicates at many edit rates: pairs on both sides of 0.7."""
-    rng = random.Random(seed)
-    base = [t["response"] for t in real_traces(shared_data) if len(t["response"]) > 1500]
-    rng.shuffle(base)
-    base = base[:n_base]
-    texts = list(base)
-    for t in base[: n_base // 2]:
-        for _ in range(rng.randint(1, 3)):
-            texts.append(mutate(t, rng.uniform(0.0, 0.1), rng))
-    return texts
+    return near_dup_sample([t["response"] for t in real_traces(shared_data)], n_base, seed)
 
 
 @pytest.mark.parametrize("verify", ["exact", "signature"])
