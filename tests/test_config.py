@@ -58,3 +58,10 @@ def test_two_stages_cannot_claim_one_section_name():
         @dataclass
         class Other:
             x: int = 1
+
+
+def test_resolved_config_reads_back(tmp_path):
+    """`config show` output is a valid pipeline file: every section's defaults load again."""
+    p = tmp_path / "resolved.yaml"
+    p.write_text(load_config(None).to_yaml())
+    assert load_config(p).to_dict() == load_config(None).to_dict()

@@ -48,9 +48,14 @@ class CommonTrainConfig:
     attn_implementation: str | None = field(default=None, metadata={
         "help": "attention backend passed to from_pretrained (sdpa, flash_attention_2, eager); null: the default"})
 
-    def validate_common(self) -> None:
+    def require_inputs(self) -> None:
+        """What a training run cannot start without. Checked when training starts, not at config
+        load: a pipeline file that never trains (or `dataengine config show` output read back)
+        carries this section with its defaults."""
         if not self.model:
             raise ValueError("model: required (a hub id or a local model folder)")
+
+    def validate_common(self) -> None:
         for name in ("lr", "min_lr_ratio", "warmup_ratio", "weight_decay", "max_grad_norm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0")
@@ -78,10 +83,13 @@ class SFTConfig(CommonTrainConfig):
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     epochs: float = field(default=2.0, metadata={"help": "passes over the data (R1 distillation: 2); used when max_steps is 0"})
 
-    def validate(self) -> None:
-        self.validate_common()
+    def require_inputs(self) -> None:
+        super().require_inputs()
         if not self.dataset:
             raise ValueError("dataset: required (a datasets folder or a jsonl/parquet file)")
+
+    def validate(self) -> None:
+        self.validate_common()
         if not 0 <= self.eval_fraction < 1:
             raise ValueError("eval_fraction: must be in [0, 1)")
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
@@ -122,12 +130,15 @@ class GRPOConfig(CommonTrainConfig):
     mask_truncated_completions: bool = field(default=False, metadata={"help": "completions that hit max_completion_length carry no loss (DAPO)"})
     dynamic_sampling: bool = field(default=False, metadata={"help": "drop groups whose rewards have zero spread (DAPO)"})
 
-    def validate(self) -> None:
-        self.validate_common()
+    def require_inputs(self) -> None:
+        super().require_inputs()
         if not self.dataset:
             raise ValueError("dataset: required (prompts with reference answers)")
         if self.max_steps < 1:
             raise ValueError("max_steps: required (>= 1) for GRPO")
+
+    def validate(self) -> None:
+        self.validate_common()
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type: expected one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}")
         if self.num_generations < 2:

@@ -102,6 +102,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
     """Train; returns final figures. `stop_after`: end after that many steps of this process, writing a
     checkpoint there (a simulated preemption, for tests)."""
     # ---- setup --------------------------------------------------------------------------------
+    cfg.require_inputs()
     dist = Dist()
     seed_everything(cfg.seed + dist.rank)
     out = Path(cfg.output_dir)

@@ -101,6 +101,7 @@ def train_sft(cfg: SFTConfig, *, stop_after: int | None = None) -> dict[str, Any
     """Train; returns the final figures. `stop_after` ends the run after that many optimizer steps of
     this process (a simulated preemption, for tests: a checkpoint is written there)."""
     # ---- setup --------------------------------------------------------------------------------
+    cfg.require_inputs()
     dist = Dist()
     seed_everything(cfg.seed)
     out = Path(cfg.output_dir)

@@ -25,9 +25,11 @@ def _section(config_path: Path, name: str, output_dir: str | None, max_steps: in
         raise click.ClickException(f"{config_path}: no `{name}:` section")
     section = apply_overrides(cfg.section(name), {"output_dir": output_dir, "max_steps": max_steps,
                                                   "resume_from": resume_from})
-    validate = getattr(section, "validate", None)
-    if callable(validate):
-        validate()
+    try:
+        section.validate()
+        section.require_inputs()
+    except ValueError as e:
+        raise click.ClickException(f"{config_path}: {name}: {e}") from None
     return section
 
 
