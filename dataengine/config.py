@@ -18,7 +18,9 @@ dotted field path::
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import os
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -57,7 +59,7 @@ def section(name: str):  # type: ignore[no-untyped-def]
 class WorkspaceConfig:
     path: str | None = field(
         default=None,
-        metadata={"help": "workspace folder; else --workspace, $DATAENGINE_WORKSPACE, or ./workspace"},
+        metadata={"path": True, "help": "workspace folder; else --workspace, $DATAENGINE_WORKSPACE, or ./workspace"},
     )
 
 
@@ -83,7 +85,9 @@ class PipelineConfig:
         if self.pipeline:
             out["pipeline"] = self.pipeline
         for name in SECTIONS:
-            out[name] = _to_plain(self.section(name))
+            # Relative path defaults (e.g. output_dir) mean the current directory; written out
+            # absolute, the file reads back the same wherever it is saved.
+            out[name] = _to_plain(self.section(name), base_dir=Path.cwd())
         return out
 
     def to_yaml(self) -> str:
@@ -95,13 +99,20 @@ class PipelineConfig:
         return content_hash(json.dumps(_to_plain(self.section(name)), sort_keys=True))[:12]
 
 
-def _to_plain(obj: Any) -> Any:
+def _to_plain(obj: Any, base_dir: Path | None = None) -> Any:
+    """Plain data of a section; with `base_dir`, relative path fields are made absolute against it."""
     if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+        out = {}
+        for f in fields(obj):
+            v = _to_plain(getattr(obj, f.name), base_dir)
+            if base_dir is not None and f.metadata.get("path") and isinstance(v, str):
+                v = resolve_path(v, base_dir, f.metadata["path"])
+            out[f.name] = v
+        return out
     if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
+        return {k: _to_plain(v, base_dir) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
+        return [_to_plain(v, base_dir) for v in obj]
     return obj
 
 
@@ -149,10 +160,12 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         raise ConfigError(f"{p}: invalid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping of sections, got {type(data).__name__}")
-    return load_config_dict(data, str(p))
+    return load_config_dict(data, str(p), base_dir=p.resolve().parent)
 
 
-def load_config_dict(data: dict[str, Any], source: str = "<dict>") -> PipelineConfig:
+def load_config_dict(data: dict[str, Any], source: str = "<dict>", base_dir: Path | None = None) -> PipelineConfig:
+    """Build every section of `data`. Relative paths in fields marked `path` resolve against
+    `base_dir` (the config file's folder), so a config runs the same from any directory."""
     _import_stage_sections()
     data = dict(data)
     pipeline = data.pop("pipeline", None)
@@ -162,25 +175,65 @@ def load_config_dict(data: dict[str, Any], source: str = "<dict>") -> PipelineCo
     for name, value in data.items():
         if name not in SECTIONS:
             raise ConfigError(f"{source}: unknown section {name!r}; known: {', '.join(sorted(SECTIONS))}")
-        sections[name] = build(SECTIONS[name], value, source, name)
+        sections[name] = build(SECTIONS[name], value, source, name, base_dir)
     return PipelineConfig(sections, source, pipeline)
 
 
-def build(cls: type[T], value: Any, source: str, path: str) -> T:
-    """Build dataclass `cls` from a mapping, checking every field's type."""
+def closest(name: str, known: typing.Iterable[str]) -> str:
+    """` (did you mean X?)` for the nearest known name, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def resolve_path(value: str, base_dir: Path | None, kind: str | bool) -> str:
+    """A path field's value as written in a config file under `base_dir`.
+
+    kind True: a file or folder path, resolved when relative. kind "maybe": a path or a name (a hub
+    id, a built-in template), resolved only when the config-relative path exists."""
+    if base_dir is None or not value or value.startswith(("~", "/")) or "://" in value:
+        return value
+    candidate = Path(os.path.normpath(base_dir / value))
+    if kind == "maybe" and not candidate.exists():
+        return value
+    return str(candidate)
+
+
+def build(cls: type[T], value: Any, source: str, path: str, base_dir: Path | None = None) -> T:
+    """Build dataclass `cls` from a mapping, checking every field's type.
+
+    A class may declare `ALIASES` (other spellings, e.g. TRL's field names, mapped to its own) and a
+    `normalize_raw(mapping)` classmethod that rewrites the raw mapping first."""
     if value is None:
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: {path}: expected a mapping, got {value!r}")
+    normalize = getattr(cls, "normalize_raw", None)
+    if callable(normalize):
+        try:
+            value = normalize(dict(value))
+        except ValueError as e:
+            raise ConfigError(f"{source}: {path}: {e}") from None
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    for key in value:
-        if key not in known:
-            raise ConfigError(f"{source}: {path}.{key}: unknown field; known: {', '.join(known)}")
+    aliases: dict[str, str] = getattr(cls, "ALIASES", {})
+    renamed: dict[str, Any] = {}
+    for key, v in value.items():
+        target = aliases.get(key, key)
+        if target not in known:
+            raise ConfigError(f"{source}: {path}.{key}: unknown field{closest(key, [*known, *aliases])}; "
+                              f"known: {', '.join(known)}")
+        if target in renamed:
+            raise ConfigError(f"{source}: {path}.{key}: given twice (as {key!r} and as its other name {target!r})")
+        renamed[target] = v
+    value = renamed
     kwargs = {}
     for name, f in known.items():
         if name in value:
-            kwargs[name] = coerce(hints[name], value[name], source, f"{path}.{name}")
+            v = coerce(hints[name], value[name], source, f"{path}.{name}", base_dir)
+            kind = f.metadata.get("path")
+            if kind and isinstance(v, str):
+                v = resolve_path(v, base_dir, kind)
+            kwargs[name] = v
         elif f.default is MISSING and f.default_factory is MISSING:
             raise ConfigError(f"{source}: {path}.{name}: required field missing")
     obj = cls(**kwargs)
@@ -193,7 +246,7 @@ def build(cls: type[T], value: Any, source: str, path: str) -> T:
     return obj
 
 
-def coerce(tp: Any, value: Any, source: str, path: str) -> Any:
+def coerce(tp: Any, value: Any, source: str, path: str, base_dir: Path | None = None) -> Any:
     """Check `value` against type `tp` (and convert where YAML is loose, e.g. int → float)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -207,7 +260,7 @@ def coerce(tp: Any, value: Any, source: str, path: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return coerce(a, value, source, path)
+                return coerce(a, value, source, path, base_dir)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(f"{source}: {path}: expected {_type_name(tp)}, got {value!r}")
@@ -219,14 +272,14 @@ def coerce(tp: Any, value: Any, source: str, path: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: {path}: expected a list, got {value!r}")
         inner = args[0] if args else Any
-        return [coerce(inner, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [coerce(inner, v, source, f"{path}[{i}]", base_dir) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {path}: expected a mapping, got {value!r}")
         kt, vt = args if args else (Any, Any)
-        return {coerce(kt, k, source, path): coerce(vt, v, source, f"{path}.{k}") for k, v in value.items()}
+        return {coerce(kt, k, source, path): coerce(vt, v, source, f"{path}.{k}", base_dir) for k, v in value.items()}
     if is_dataclass(tp):
-        return build(tp, value, source, path)
+        return build(tp, value, source, path, base_dir)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{source}: {path}: expected true/false, got {value!r}")
@@ -255,12 +308,14 @@ def _type_name(tp: Any) -> str:
 def apply_overrides(obj: T, overrides: dict[str, Any], source: str = "command line") -> T:
     """Return a copy of section `obj` with `overrides` (flags) applied and type-checked."""
     hints = typing.get_type_hints(type(obj))
+    aliases: dict[str, str] = getattr(type(obj), "ALIASES", {})
     clean = {}
     for k, v in overrides.items():
         if v is None:
             continue
+        k = aliases.get(k, k)
         if k not in hints:
-            raise ConfigError(f"{source}: unknown field {k!r} for {type(obj).__name__}")
+            raise ConfigError(f"{source}: unknown field {k!r} for {type(obj).__name__}{closest(k, [*hints, *aliases])}")
         clean[k] = coerce(hints[k], v, source, k)
     return dataclasses.replace(obj, **clean)  # type: ignore[type-var]
 
@@ -268,7 +323,13 @@ def apply_overrides(obj: T, overrides: dict[str, Any], source: str = "command li
 def field_help(cls: type) -> list[tuple[str, str, Any]]:
     """(name, help, default) for each field of a section, for `config show --help-fields`."""
     out = []
+    others: dict[str, list[str]] = {}
+    for alias, target in getattr(cls, "ALIASES", {}).items():
+        others.setdefault(target, []).append(alias)
     for f in fields(cls):  # type: ignore[arg-type]
         default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)  # type: ignore[misc]
-        out.append((f.name, f.metadata.get("help", ""), _to_plain(default)))
+        text = f.metadata.get("help", "")
+        if f.name in others:
+            text += f" (also: {', '.join(others[f.name])})"
+        out.append((f.name, text, _to_plain(default)))
     return out

@@ -102,7 +102,7 @@ class VLLMOptions:
 @dataclass
 class GenerateConfig:
     engine: str = field(default="simulated", metadata={"help": "simulated, openai, transformers or vllm"})
-    model: str = field(default="simulated", metadata={"help": "model path / hub id / served name"})
+    model: str = field(default="simulated", metadata={"path": "maybe", "help": "model path / hub id / served name"})
     model_name: str | None = field(default=None, metadata={"help": "name recorded on traces and in trace ids (default: model)"})
     sampling_run: str = field(default="default", metadata={"help": "stable name of this sampling run; part of trace ids, so a rerun resumes it"})
     n: int = field(default=4, metadata={"help": "samples per prompt"})
@@ -111,10 +111,10 @@ class GenerateConfig:
     max_tokens: int = field(default=32768, metadata={"help": "R1 report: 32,768 generated tokens"})
     stop: list[str] = field(default_factory=list, metadata={"help": "extra stop strings"})
     seed: int | None = field(default=None, metadata={"help": "base of per-request seeds (engines that take one); none: unseeded"})
-    template: str = field(default="rejection_sampling", metadata={"help": "cold_start, rejection_sampling, non_reasoning_cot, plain, or a .jinja path"})
+    template: str = field(default="rejection_sampling", metadata={"path": "maybe", "help": "cold_start, rejection_sampling, non_reasoning_cot, plain, or a .jinja path"})
     template_vars: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra variables for the template"})
     system_prompt: str | None = field(default=None, metadata={"help": "system message (R1 recommends none)"})
-    exemplars: str | None = field(default=None, metadata={"help": "cold-start exemplar pool YAML (default: shipped pool)"})
+    exemplars: str | None = field(default=None, metadata={"path": True, "help": "cold-start exemplar pool YAML (default: shipped pool)"})
     template_seed: int = field(default=0, metadata={"help": "seeds the per-prompt exemplar choice"})
     sources: list[str] = field(default_factory=list, metadata={"help": "only prompts from these sources (empty: all)"})
     domains: list[str] = field(default_factory=list, metadata={"help": "only prompts of these domains (empty: all)"})
@@ -182,7 +182,7 @@ class DemoPromptsConfig:
     contaminated_rate: float = field(default=0.02, metadata={"help": "share of prompts planted from a benchmark (labelled)"})
     benchmark_path: str | None = field(
         default=None,
-        metadata={"help": "benchmark JSONL to plant from (e.g. ../shared/data/benchmarks/math500_limo.jsonl); none: the project's own benchmark-like prompts"},
+        metadata={"path": True, "help": "benchmark JSONL to plant from (e.g. ../shared/data/benchmarks/math500_limo.jsonl); none: the project's own benchmark-like prompts"},
     )
 
     def validate(self) -> None:

@@ -122,7 +122,7 @@ def accepts_shards(stage: str, fn: Callable[..., Any]) -> bool:
 class PromptSource:
     """A prompt file ingested before generation (the `ingest --kind prompts` options)."""
 
-    path: str
+    path: str = field(metadata={"path": True})
     mapping: dict[str, str] = field(default_factory=dict)
     domain: str | None = None
     language: str | None = None
@@ -133,7 +133,7 @@ class PromptSource:
 class SftSource:
     """A non-reasoning SFT file for the mix (the `ingest-sft` options)."""
 
-    path: str
+    path: str = field(metadata={"path": True})
     format: str = "auto"
     category: str | None = None
     language: str | None = None
@@ -158,7 +158,7 @@ class RunConfig:
         default_factory=list, metadata={"help": "non-reasoning SFT files (Alpaca, ShareGPT, messages) ingested for the mix"}
     )
     report: bool = field(default=True, metadata={"help": "write the HTML report at the end"})
-    export_dir: str | None = field(default=None, metadata={"help": "where export writes the dataset; default <workspace>/artifacts/dataset"})
+    export_dir: str | None = field(default=None, metadata={"path": True, "help": "where export writes the dataset; default <workspace>/artifacts/dataset"})
     stage_overrides: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={"help": "keyword overrides per stage, passed to run_<stage>"}
     )

@@ -65,3 +65,41 @@ def test_resolved_config_reads_back(tmp_path):
     p = tmp_path / "resolved.yaml"
     p.write_text(load_config(None).to_yaml())
     assert load_config(p).to_dict() == load_config(None).to_dict()
+
+
+def test_relative_paths_resolve_against_the_config_files_folder(tmp_path, monkeypatch, shared_data):
+    """A config runs the same from any directory: file paths are relative to the config file;
+    names that are not paths (a hub id, a built-in template) stay as written."""
+    import shutil
+
+    conf_dir = tmp_path / "project" / "configs"
+    (conf_dir / "data").mkdir(parents=True)
+    shutil.copy(shared_data / "benchmarks" / "aime24_nemo_skills.jsonl", conf_dir / "data" / "aime.jsonl")
+    cfg_file = conf_dir / "p.yaml"
+    cfg_file.write_text(
+        "run:\n  prompts: [{path: data/aime.jsonl}]\n  export_dir: out/ds\n"
+        "generate: {model: Qwen/Qwen2.5-0.5B, template: rejection_sampling}\n"
+        "decontaminate: {benchmarks: {aime: {path: data/aime.jsonl}}}\n"
+        "demo_prompts: {benchmark_path: /abs/bench.jsonl}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # anywhere but the config's folder
+    cfg = load_config("project/configs/p.yaml")
+    run = cfg.section("run")
+    assert run.prompts[0].path == str(conf_dir / "data" / "aime.jsonl")
+    assert Path(run.prompts[0].path).is_file()
+    assert run.export_dir == str(conf_dir / "out" / "ds")
+    assert cfg.section("decontaminate").benchmarks["aime"].path == str(conf_dir / "data" / "aime.jsonl")
+    assert cfg.section("generate").model == "Qwen/Qwen2.5-0.5B"  # a hub id, not a file here
+    assert cfg.section("generate").template == "rejection_sampling"
+    assert cfg.section("demo_prompts").benchmark_path == "/abs/bench.jsonl"
+    # read back from `config show` output, the absolute paths stay put
+    again = tmp_path / "again.yaml"
+    again.write_text(cfg.to_yaml())
+    assert load_config(again).section("run").prompts[0].path == run.prompts[0].path
+
+
+def test_unknown_field_suggests_the_closest_known_one(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("generate:\n  temprature: 0.6\n")
+    with pytest.raises(ConfigError, match=r"generate\.temprature: unknown field \(did you mean 'temperature'\?\)"):
+        load_config(p)

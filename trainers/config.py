@@ -24,8 +24,8 @@ LOSS_TYPES = ("seq_mean_token_mean", "token_mean", "constant_norm")
 class CommonTrainConfig:
     """Fields both trainers share: model, output, optimisation, checkpoints, logging, precision."""
 
-    model: str = field(default="", metadata={"help": "hub id or local folder of the model to train (from_pretrained)"})
-    output_dir: str = field(default="runs/train", metadata={"help": "checkpoints, metrics.jsonl and the final model go here"})
+    model: str = field(default="", metadata={"path": "maybe", "help": "hub id or local folder of the model to train (from_pretrained)"})
+    output_dir: str = field(default="runs/train", metadata={"path": True, "help": "checkpoints, metrics.jsonl and the final model go here"})
     seed: int = field(default=0, metadata={"help": "seed for init, shuffling and sampling; the same seed gives the same run"})
     lr: float = field(default=1e-5, metadata={"help": "peak learning rate (AdamW)"})
     min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine decays to lr * min_lr_ratio"})
@@ -38,7 +38,7 @@ class CommonTrainConfig:
     max_steps: int = field(default=0, metadata={"help": "optimizer steps; 0: from epochs (SFT) — required for GRPO"})
     save_every: int = field(default=0, metadata={"help": "write a checkpoint every N optimizer steps (0: only at the end)"})
     keep_checkpoints: int = field(default=2, metadata={"help": "keep the newest N step checkpoints (0: all)"})
-    resume_from: str | None = field(default="auto", metadata={
+    resume_from: str | None = field(default="auto", metadata={"path": "maybe",
         "help": "checkpoint folder to resume from; 'auto': the newest in output_dir if any; null: start fresh"})
     log_every: int = field(default=1, metadata={"help": "log metrics every N optimizer steps"})
     report_to: list[str] = field(default_factory=lambda: ["jsonl"], metadata={
@@ -69,10 +69,10 @@ class CommonTrainConfig:
 class SFTConfig(CommonTrainConfig):
     """Supervised fine-tuning on chat `messages` (loss on assistant tokens only)."""
 
-    dataset: str = field(default="", metadata={
+    dataset: str = field(default="", metadata={"path": "maybe",
         "help": "a datasets folder (save_to_disk, e.g. `dataengine export` output) or a .jsonl/.parquet file with a messages column"})
     split: str = field(default="train", metadata={"help": "split to train on when the dataset folder holds several"})
-    eval_dataset: str | None = field(default=None, metadata={"help": "separate eval set (same formats); else eval_fraction of dataset"})
+    eval_dataset: str | None = field(default=None, metadata={"path": "maybe", "help": "separate eval set (same formats); else eval_fraction of dataset"})
     eval_fraction: float = field(default=0.0, metadata={"help": "hold out this share of the dataset for eval loss (seeded)"})
     eval_every: int = field(default=0, metadata={"help": "eval loss every N optimizer steps (0: only at the end, if there is an eval set)"})
     messages_field: str = field(default="messages", metadata={"help": "column holding the list of {role, content}"})
@@ -101,7 +101,7 @@ class SFTConfig(CommonTrainConfig):
 class GRPOConfig(CommonTrainConfig):
     """GRPO with rule rewards: G rollouts per prompt, group-normalised advantages, clipped loss."""
 
-    dataset: str = field(default="", metadata={
+    dataset: str = field(default="", metadata={"path": "maybe",
         "help": "prompts with reference answers: a datasets folder or .jsonl/.parquet file"})
     split: str = field(default="train", metadata={"help": "split to use when the dataset folder holds several"})
     prompt_field: str = field(default="prompt", metadata={"help": "column with the prompt text (or a messages list)"})

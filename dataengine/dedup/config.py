@@ -65,7 +65,7 @@ class DedupConfig:
 
 @dataclass
 class BenchmarkSpec:
-    path: str = field(metadata={"help": "JSONL / JSON / Parquet / CSV / TSV file of benchmark problems"})
+    path: str = field(metadata={"path": True, "help": "JSONL / JSON / Parquet / CSV / TSV file of benchmark problems"})
     text_field: str = field(default="auto", metadata={"help": "field holding the problem text (auto: problem, question, prompt, …)"})
     id_field: str = field(default="auto", metadata={"help": "field holding the item id (auto: id, unique_id, idx, …; else the row number)"})
 

@@ -27,7 +27,7 @@ __all__ = ["ReportConfig", "SliderSpec", "build_report", "render_html"]
 @section("report")
 @dataclass
 class ReportConfig:
-    out: str | None = field(default=None, metadata={"help": "report path; default <workspace>/artifacts/report.html"})
+    out: str | None = field(default=None, metadata={"path": True, "help": "report path; default <workspace>/artifacts/report.html"})
     sample_size: int = field(default=2000, metadata={"help": "traces whose stored scores the page's sliders re-decide"})
     bins: int = field(default=30, metadata={"help": "bins of the length histograms"})
     sliders: list[SliderSpec] = field(
