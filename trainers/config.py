@@ -4,25 +4,103 @@ Light on purpose (no torch import), so `dataengine config show --fields` lists t
 Every checkpoint stores the resolved section as `config.yaml`; a resumed run warns when the file it
 was started with differs.
 
+One documented set of names: our field names below, and TRL's / Open-R1's names for the same
+settings as aliases (`ALIASES`), so a TRL `SFTConfig`/`GRPOConfig` or an Open-R1 recipe reads as is:
+
+    learning_rate -> lr                  per_device_train_batch_size -> batch_size (SFT) / micro_batch_size (GRPO)
+    model_name_or_path -> model          gradient_accumulation_steps -> grad_accum (SFT; GRPO: see below)
+    dataset_name -> dataset              save_steps -> save_every       save_total_limit -> keep_checkpoints
+    logging_steps -> log_every           num_train_epochs -> epochs     max_seq_length -> max_length
+    eval_steps -> eval_every             resume_from_checkpoint -> resume_from
+    dataset_prompt_column -> prompt_field (GRPO)
+    reward_funcs: [a, b] + reward_weights: [1.0, 0.5] -> rewards: {a: 1.0, b: 0.5}
+    loss_type: TRL's names grpo, dapo, dr_grpo (our older seq_mean_token_mean, token_mean,
+    constant_norm are read as those)
+
+GRPO's `gradient_accumulation_steps` (TRL: completions per optimizer step =
+per_device_train_batch_size * gradient_accumulation_steps) sets prompts_per_step to that product
+divided by num_generations. Open-R1 recipe fields that change nothing here are accepted at their
+no-op values (`RECIPE_NOOPS`); any other value is an error that says so.
+
 >>> from dataengine.config import load_config_dict
->>> load_config_dict({"train_sft": {"model": "m", "dataset": "d", "lr": 1e-5}}).section("train_sft").lr
-1e-05
+>>> load_config_dict({"train_sft": {"model": "m", "dataset": "d", "learning_rate": 2e-5}}).section("train_sft").lr
+2e-05
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 from dataengine.config import section
 
 REPORT_TO = ("jsonl", "tensorboard", "wandb")
-# GRPO loss aggregations, implemented in trainers.grpo_loss.
-LOSS_TYPES = ("seq_mean_token_mean", "token_mean", "constant_norm")
+# `org/name` on the Hugging Face hub; anything else that is not on disk is a missing folder.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# GRPO loss aggregations by TRL's names, implemented in trainers.grpo_loss.
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
+# Our earlier names of the same losses, still read.
+LEGACY_LOSS_TYPES = {"seq_mean_token_mean": "grpo", "token_mean": "dapo", "constant_norm": "dr_grpo"}
+
+COMMON_ALIASES = {
+    "model_name_or_path": "model",
+    "learning_rate": "lr",
+    "save_steps": "save_every",
+    "save_total_limit": "keep_checkpoints",
+    "logging_steps": "log_every",
+    "resume_from_checkpoint": "resume_from",
+    "dataset_name": "dataset",
+}
+
+# Open-R1 / transformers TrainingArguments fields that do nothing here, with the values at which
+# that is true (None: any value). Anything else would silently mean something we do not do.
+RECIPE_NOOPS: dict[str, tuple[Any, ...] | None] = {
+    "model_revision": ("main",),
+    "torch_dtype": ("bfloat16", "auto", "float32"),
+    "do_eval": (False,),
+    "overwrite_output_dir": None,
+    "log_level": None,
+    "logging_first_step": None,
+    "logging_strategy": ("steps",),
+    "log_completions": None,
+    "gradient_checkpointing_kwargs": None,
+    "per_device_eval_batch_size": None,
+    "push_to_hub": (False,),
+    "hub_model_id": None,
+    "hub_strategy": None,
+    "lr_scheduler_type": ("cosine", "cosine_with_min_lr"),
+    "use_vllm": (False,),
+}
+
+
+def _normalize_common(raw: dict[str, Any]) -> dict[str, Any]:
+    for name, allowed in RECIPE_NOOPS.items():
+        if name in raw:
+            value = raw.pop(name)
+            if allowed is not None and value not in allowed:
+                raise ValueError(f"{name}: {value!r} is not supported here (accepted: {', '.join(map(repr, allowed))}); "
+                                 "remove the field")
+    kwargs = raw.pop("lr_scheduler_kwargs", None)
+    if kwargs is not None:
+        if not isinstance(kwargs, dict) or set(kwargs) - {"min_lr_rate"}:
+            raise ValueError(f"lr_scheduler_kwargs: only {{min_lr_rate: …}} is supported, got {kwargs!r}")
+        if "min_lr_rate" in kwargs:
+            raw.setdefault("min_lr_ratio", kwargs["min_lr_rate"])
+    if raw.get("save_strategy") == "no":
+        raw.pop("save_strategy")
+        raw.setdefault("save_every", 0)
+    elif raw.get("save_strategy") == "steps":
+        raw.pop("save_strategy")
+    return raw
 
 
 @dataclass
 class CommonTrainConfig:
     """Fields both trainers share: model, output, optimisation, checkpoints, logging, precision."""
+
+    ALIASES: ClassVar[dict[str, str]] = COMMON_ALIASES
 
     model: str = field(default="", metadata={"path": "maybe", "help": "hub id or local folder of the model to train (from_pretrained)"})
     output_dir: str = field(default="runs/train", metadata={"path": True, "help": "checkpoints, metrics.jsonl and the final model go here"})
@@ -55,6 +133,13 @@ class CommonTrainConfig:
         if not self.model:
             raise ValueError("model: required (a hub id or a local model folder)")
 
+    def require_files(self) -> None:
+        """Inputs that must be on disk, checked before a real run (not for --dry-run)."""
+        if not Path(self.model).exists() and not HUB_ID.fullmatch(self.model):
+            raise ValueError(f"model: {self.model}: no such model folder (and not a hub id like org/name)")
+        if not Path(self.dataset).exists():  # type: ignore[attr-defined]
+            raise ValueError(f"dataset: {self.dataset}: no such dataset folder or file")  # type: ignore[attr-defined]
+
     def validate_common(self) -> None:
         for name in ("lr", "min_lr_ratio", "warmup_ratio", "weight_decay", "max_grad_norm"):
             if getattr(self, name) < 0:
@@ -69,10 +154,19 @@ class CommonTrainConfig:
 class SFTConfig(CommonTrainConfig):
     """Supervised fine-tuning on chat `messages` (loss on assistant tokens only)."""
 
-    dataset: str = field(default="", metadata={"path": "maybe",
+    ALIASES: ClassVar[dict[str, str]] = {
+        **COMMON_ALIASES, "per_device_train_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
+        "num_train_epochs": "epochs", "max_seq_length": "max_length", "eval_steps": "eval_every",
+    }
+
+    @classmethod
+    def normalize_raw(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        return _normalize_common(raw)
+
+    dataset: str = field(default="", metadata={"path": True,
         "help": "a datasets folder (save_to_disk, e.g. `dataengine export` output) or a .jsonl/.parquet file with a messages column"})
     split: str = field(default="train", metadata={"help": "split to train on when the dataset folder holds several"})
-    eval_dataset: str | None = field(default=None, metadata={"path": "maybe", "help": "separate eval set (same formats); else eval_fraction of dataset"})
+    eval_dataset: str | None = field(default=None, metadata={"path": True, "help": "separate eval set (same formats); else eval_fraction of dataset"})
     eval_fraction: float = field(default=0.0, metadata={"help": "hold out this share of the dataset for eval loss (seeded)"})
     eval_every: int = field(default=0, metadata={"help": "eval loss every N optimizer steps (0: only at the end, if there is an eval set)"})
     messages_field: str = field(default="messages", metadata={"help": "column holding the list of {role, content}"})
@@ -101,7 +195,42 @@ class SFTConfig(CommonTrainConfig):
 class GRPOConfig(CommonTrainConfig):
     """GRPO with rule rewards: G rollouts per prompt, group-normalised advantages, clipped loss."""
 
-    dataset: str = field(default="", metadata={"path": "maybe",
+    ALIASES: ClassVar[dict[str, str]] = {
+        **COMMON_ALIASES, "per_device_train_batch_size": "micro_batch_size", "dataset_prompt_column": "prompt_field",
+    }
+
+    @classmethod
+    def normalize_raw(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        raw = _normalize_common(raw)
+        funcs, weights = raw.pop("reward_funcs", None), raw.pop("reward_weights", None)
+        if funcs is not None:
+            if "rewards" in raw:
+                raise ValueError("give rewards or reward_funcs (+ reward_weights), not both")
+            if isinstance(funcs, str):
+                funcs = [funcs]
+            if not isinstance(funcs, list) or not all(isinstance(f, str) for f in funcs):
+                raise ValueError(f"reward_funcs: expected a list of reward names, got {funcs!r}")
+            weights = [1.0] * len(funcs) if weights is None else weights
+            if not isinstance(weights, list) or len(weights) != len(funcs):
+                raise ValueError(f"reward_weights: expected {len(funcs)} weights (one per reward_funcs entry), got {weights!r}")
+            raw["rewards"] = dict(zip(funcs, weights))
+        elif weights is not None:
+            raise ValueError("reward_weights: given without reward_funcs")
+        accum = raw.pop("gradient_accumulation_steps", None)
+        if accum is not None:
+            if "prompts_per_step" in raw:
+                raise ValueError("give prompts_per_step or gradient_accumulation_steps, not both")
+            completions = raw.get("per_device_train_batch_size", raw.get("micro_batch_size", 8)) * accum
+            g = raw.get("num_generations", 8)
+            if completions % g:
+                raise ValueError(f"gradient_accumulation_steps: per_device_train_batch_size * gradient_accumulation_steps "
+                                 f"= {completions} completions is not a multiple of num_generations {g}")
+            raw["prompts_per_step"] = completions // g
+        if raw.get("loss_type") in LEGACY_LOSS_TYPES:
+            raw["loss_type"] = LEGACY_LOSS_TYPES[raw["loss_type"]]
+        return raw
+
+    dataset: str = field(default="", metadata={"path": True,
         "help": "prompts with reference answers: a datasets folder or .jsonl/.parquet file"})
     split: str = field(default="train", metadata={"help": "split to use when the dataset folder holds several"})
     prompt_field: str = field(default="prompt", metadata={"help": "column with the prompt text (or a messages list)"})
@@ -119,8 +248,9 @@ class GRPOConfig(CommonTrainConfig):
     top_p: float = field(default=1.0, metadata={"help": "rollout nucleus sampling"})
     engine: str = field(default="transformers", metadata={
         "help": "rollout engine; 'transformers' samples from the live policy in process (always current weights)"})
-    loss_type: str = field(default="seq_mean_token_mean", metadata={
-        "help": "seq_mean_token_mean (GRPO), token_mean (DAPO), constant_norm (Dr. GRPO)"})
+    loss_type: str = field(default="grpo", metadata={
+        "help": "TRL's names: grpo (mean over tokens, then sequences), dapo (mean over all tokens), "
+                "dr_grpo (sum / constant max_completion_length)"})
     scale_rewards: bool = field(default=True, metadata={"help": "divide advantages by the group std (false: Dr. GRPO)"})
     epsilon_low: float = field(default=0.2, metadata={"help": "clip ratio from below at 1 - epsilon_low"})
     epsilon_high: float = field(default=0.2, metadata={"help": "clip ratio from above at 1 + epsilon_high (DAPO clip-higher: 0.28)"})

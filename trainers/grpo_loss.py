@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import torch
 
-from trainers.config import LOSS_TYPES
+from trainers.config import LEGACY_LOSS_TYPES
 
-# The matching `loss_type` of TRL's GRPOTrainer, for users coming from TRL and for the parity test.
-TRL_LOSS_TYPE = {"seq_mean_token_mean": "grpo", "token_mean": "dapo", "constant_norm": "dr_grpo"}
+# The matching `loss_type` of TRL's GRPOTrainer (the config's names), for the parity test.
+TRL_LOSS_TYPE = LEGACY_LOSS_TYPES
+# The aggregations by what they compute; TRL's names are accepted and mapped onto these.
+LOSS_TYPES = tuple(TRL_LOSS_TYPE)
+_FROM_TRL = {v: k for k, v in TRL_LOSS_TYPE.items()}
 
 
 def group_advantages(
@@ -74,6 +77,7 @@ def grpo_loss(
     (completions) and `num_tokens` (mask sum), so that summing the micro-batch losses gives exactly the
     loss of one big batch; by default they are this batch's own totals.
     """
+    loss_type = _FROM_TRL.get(loss_type, loss_type)
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type {loss_type!r}: expected one of {', '.join(LOSS_TYPES)}")
     mask = mask.to(logps.dtype)

@@ -172,7 +172,12 @@ def _full_state_dicts(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
 def save_checkpoint(out_dir: Path, step: int, model: torch.nn.Module, tokenizer: Any, optimizer: torch.optim.Optimizer,
                     scheduler: Any, cfg: Any, dist: Dist, extra: dict[str, Any], keep: int = 0,
                     name: str | None = None) -> Path:
-    """Write `checkpoint-<step>` atomically (temp folder, then rename); returns its path."""
+    """Write `checkpoint-<step>` atomically (temp folder, then rename); returns its path.
+
+    A named save (`final`) is a model folder only: weights, tokenizer, the training config; the
+    optimizer and RNG state go to `checkpoint-<step>` beside it, so a larger budget can resume."""
+    if name is not None and not (out_dir / f"checkpoint-{step}" / "state.pt").exists():
+        save_checkpoint(out_dir, step, model, tokenizer, optimizer, scheduler, cfg, dist, extra, keep)
     model_sd, optim_sd = _full_state_dicts(model, optimizer, dist)
     final = out_dir / (name or f"checkpoint-{step}")
     if dist.main:
@@ -182,8 +187,9 @@ def save_checkpoint(out_dir: Path, step: int, model: torch.nn.Module, tokenizer:
         model.save_pretrained(tmp, state_dict=model_sd)
         tokenizer.save_pretrained(tmp)
         (tmp / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False, allow_unicode=True))
-        torch.save({"step": step, "optimizer": optim_sd, "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(), **extra}, tmp / "state.pt")
+        if name is None:
+            torch.save({"step": step, "optimizer": optim_sd, "scheduler": scheduler.state_dict(),
+                        "rng": rng_state(), **extra}, tmp / "state.pt")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         if keep and name is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import duckdb
 
-from dataengine import sqlfiles
+from dataengine import example_files, sqlfiles
 from dataengine.cli._common import cli, parse_kv, user_errors, workspace_from
 from dataengine.config import SECTIONS, field_help, load_config
 from dataengine.sqlout import FORMATS, write_result
@@ -16,18 +16,27 @@ from dataengine.store import Workspace
 
 
 @cli.command()
+@click.option("--example", type=click.Choice(example_files.names()), help="Also copy the packaged examples into --dir and "
+              "print the command that runs this one.")
+@click.option("--dir", "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("examples"),
+              show_default=True, help="Where --example copies the example configs and their data files.")
 @click.pass_context
 @user_errors
-def init(ctx: click.Context) -> None:
+def init(ctx: click.Context, example: str | None, dest: Path) -> None:
     """Create the workspace (tables, catalog views); safe to run again.
 
     \b
     Examples:
       dataengine init
       dataengine --workspace /data/r1-ws init
+      dataengine init --example quickstart && dataengine run examples/quickstart.yaml
     """
     ws = Workspace.init(ctx.obj["workspace_path"])
     click.echo(f"workspace ready at {ws.root}")
+    if example:
+        written, kept = example_files.copy_to(dest)
+        click.echo(f"examples: {len(written)} files written to {dest}" + (f", {len(kept)} existing kept" if kept else ""))
+        click.echo(f"next:     dataengine run {dest / example_files.config_file(example)}")
 
 
 @cli.command()
@@ -77,7 +86,7 @@ def sql(
         text = sql_text
     else:
         raise click.UsageError("give SQL, '-' for stdin, or --query NAME")
-    ws = workspace_from(ctx)
+    ws = workspace_from(ctx, create=False)  # a mistyped --workspace must not leave an empty one behind
     con = ws.connect(read_only=not write)
     try:
         try:
@@ -90,7 +99,9 @@ def sql(
             raise click.ClickException(str(e)) from None
         except duckdb.Error as e:
             raise click.ClickException(f"SQL error: {e}") from None
-        write_result(rel, fmt, out)
+        n = write_result(rel, fmt, out)
+        if out is not None:
+            click.echo(f"wrote {n:,} rows to {out} ({fmt})", err=True)
     finally:
         con.close()
 

@@ -6,6 +6,8 @@ Single process here; for several GPUs run the same config under torchrun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -49,6 +51,23 @@ def _with_options(fn):  # type: ignore[no-untyped-def]
     return fn
 
 
+def _require_files(section, config_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        section.require_files()
+    except ValueError as e:
+        raise click.ClickException(f"{config_path}: {name}: {e}") from None
+
+
+@contextmanager
+def _load_errors(config_path: Path, name: str) -> Iterator[None]:
+    """A model the hub or the disk cannot give is one line, not the loader's traceback."""
+    try:
+        yield
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise click.ClickException(f"{config_path}: {name}: cannot load: {first}") from None
+
+
 def _dry_run(section, name: str, module: str, config_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import asdict
 
@@ -78,9 +97,11 @@ def train_sft_cmd(config_path: Path, output_dir: str | None, max_steps: int | No
     if dry_run:
         _dry_run(section, "train_sft", "trainers.sft", config_path)
         return
+    _require_files(section, config_path, "train_sft")
     from trainers.sft import train_sft
 
-    click.echo(train_sft(section))
+    with _load_errors(config_path, "train_sft"):
+        click.echo(train_sft(section))
 
 
 @train.command("grpo")
@@ -100,6 +121,8 @@ def train_grpo_cmd(config_path: Path, output_dir: str | None, max_steps: int | N
     if dry_run:
         _dry_run(section, "train_grpo", "trainers.grpo", config_path)
         return
+    _require_files(section, config_path, "train_grpo")
     from trainers.grpo import train_grpo
 
-    click.echo(train_grpo(section))
+    with _load_errors(config_path, "train_grpo"):
+        click.echo(train_grpo(section))

@@ -37,7 +37,7 @@ def test_train_grpo_dry_run_and_config_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"train_grpo": {"model": "m", "dataset": "d", "max_steps": 5, "loss_type": "bnpo"}}))
     r = CliRunner().invoke(cli, ["train", "grpo", "--config", str(bad)])
-    assert r.exit_code != 0 and "train_grpo: loss_type: expected one of seq_mean_token_mean" in r.output
+    assert r.exit_code != 0 and "train_grpo: loss_type: expected one of grpo, dapo, dr_grpo" in r.output
 
 
 @pytest.mark.parametrize("recipe", sorted((ROOT / "examples" / "train").glob("*.yaml")), ids=lambda p: p.name)
