@@ -18,18 +18,23 @@ from flows.pipelines import PIPELINE_FLOWS
 REFILTER_STEPS = ["filter", "verify", "select", "dedup", "decontaminate", "mix", "export"]
 
 
+# Served deployments carry this prefix: `prefect.yaml` names its deployments after the same configs
+# (`rejection_sampling/quickstart`), and one name for both would make either overwrite the other.
+SERVE_PREFIX = "serve-"
+
+
 def deployments_for(config: Path, cron: str | None = None, workspace: str | None = None) -> list:  # type: ignore[type-arg]
-    """`<pipeline>/<config stem>` on demand, plus the nightly re-filter on `cron` when given."""
+    """`<pipeline>/serve-<config stem>` on demand, plus `serve-nightly-refilter-<stem>` on `cron`."""
     cfg = load_config(config)
     name = cfg.pipeline or "rejection_sampling"
     if name not in PIPELINES:
         raise ValueError(f"{config}: unknown pipeline {name!r}")
     params = {"config": str(Path(config).resolve()), "workspace": workspace}
-    out = [PIPELINE_FLOWS[name].to_deployment(name=config.stem, parameters=params, tags=["dataengine", name])]
+    out = [PIPELINE_FLOWS[name].to_deployment(name=f"{SERVE_PREFIX}{config.stem}", parameters=params, tags=["dataengine", name])]
     if cron:
         steps = [s for s in REFILTER_STEPS if s in PIPELINES[name]]
         out.append(PIPELINE_FLOWS[name].to_deployment(
-            name=f"nightly-refilter-{config.stem}", parameters={**params, "steps": steps}, cron=cron,
+            name=f"{SERVE_PREFIX}nightly-refilter-{config.stem}", parameters={**params, "steps": steps}, cron=cron,
             tags=["dataengine", "nightly"],
         ))
     return out

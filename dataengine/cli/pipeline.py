@@ -15,12 +15,14 @@ from dataengine.config import load_config
 from dataengine.pipeline import PIPELINES
 
 
-def prefect_defaults() -> None:
+def prefect_defaults(ui: bool = False) -> None:
     """Settings for Prefect on this machine, unless the user set them: no telemetry, and enough
-    time for the ephemeral API to start on a loaded 2-core machine (its default is 20 s)."""
+    time for the ephemeral API to start on a loaded 2-core machine (its default is 20 s). The UI is
+    off for `run` (an ephemeral API that stops with the command: no page to link to) and on for
+    the server `serve` starts, so the run URLs Prefect logs open."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+    os.environ.setdefault("PREFECT_UI_ENABLED", "true" if ui else "false")
 
 
 @cli.command("run")
@@ -71,7 +73,7 @@ def run_cmd(ctx: click.Context, config_path: Path, pipeline: str | None, steps: 
 
 @cli.command()
 @click.option("--config", "configs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Pipeline config served as a deployment (repeatable; default: examples/quickstart.yaml).")
+              help="Pipeline config served as a deployment (repeatable; default: the packaged quickstart).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of the Prefect server started here.")
 @click.option("--port", default=4200, show_default=True, type=int)
 @click.option("--api-url", help="Use this running Prefect API instead of starting a server.")
@@ -82,10 +84,11 @@ def run_cmd(ctx: click.Context, config_path: Path, pipeline: str | None, steps: 
 def serve(ctx: click.Context, configs: tuple[Path, ...], host: str, port: int, api_url: str | None, cron: str) -> None:
     """Start a Prefect server on loopback and serve the pipelines as deployments (blocks).
 
-    Deployments per config: `<pipeline>/<config name>` (run on demand) and
-    `rejection_sampling/nightly-refilter-<config name>` (filter → … → export on the cron schedule).
-    Trigger one with `prefect deployment run 'rejection_sampling/quickstart'`; `prefect.yaml`
-    holds the same deployments for `prefect deploy`.
+    Deployments per config: `<pipeline>/serve-<config name>` (run on demand) and
+    `rejection_sampling/serve-nightly-refilter-<config name>` (filter → … → export on the cron
+    schedule). Trigger one with `prefect deployment run 'rejection_sampling/serve-quickstart'`.
+    `prefect.yaml` holds the work-pool deployments for `prefect deploy` under their own names
+    (`rejection_sampling/quickstart`), so the two never overwrite each other.
 
     \b
     Examples:
@@ -93,19 +96,23 @@ def serve(ctx: click.Context, configs: tuple[Path, ...], host: str, port: int, a
       dataengine serve --config examples/quickstart.yaml --port 4300 --cron "30 1 * * *"
       dataengine serve --api-url http://127.0.0.1:4200/api --config examples/gpu_vllm.yaml
     """
-    prefect_defaults()
+    prefect_defaults(ui=True)
     server = None
     if not api_url:
         api_url = f"http://{host}:{port}/api"
         server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)])
         wait_for_api(api_url, server)
-        console.print(f"Prefect server: http://{host}:{port}")
+        ui = os.environ.get("PREFECT_UI_ENABLED", "true").lower() not in ("0", "false", "no")
+        console.print(f"Prefect server: http://{host}:{port}" + ("" if ui else " (UI off: PREFECT_UI_ENABLED)"))
     os.environ["PREFECT_API_URL"] = api_url
     try:
         from flows.deployments import serve_pipelines
 
         workspace = ctx.obj.get("workspace_path_explicit")
-        serve_pipelines(list(configs) or [Path("examples/quickstart.yaml")], cron or None,
+        from dataengine import example_files
+
+        # The packaged quickstart: `serve` works from any directory, not only the repository root.
+        serve_pipelines(list(configs) or [example_files.root() / "quickstart.yaml"], cron or None,
                         str(workspace) if workspace else None)
     finally:
         if server is not None:

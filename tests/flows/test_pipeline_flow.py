@@ -38,9 +38,16 @@ def test_pipeline_runs_its_steps_and_a_rerun_is_served_from_the_cache(prefect_ap
     assert sorted(_task_states("prompts")) == ["Cached", "Completed"]
     assert ws.query("select count(*) from runs where stage = 'ingest'").fetchone()[0] == 1  # ingested once
 
+    from flows.artifacts import workspace_key
+
+    # keys are scoped to the workspace: a second workspace keeps its own artifacts
+    other = rejection_sampling(config=str(cfg), workspace=str(tmp_path / "other-ws"))
+    mine = {workspace_key(ws, "rejection-sampling-funnel"), workspace_key(ws, "rejection-sampling-report")}
+    theirs = {workspace_key(Workspace.open(other["workspace"]), "rejection-sampling-funnel")}
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    assert {"rejection-sampling-funnel", "rejection-sampling-report"} <= keys
+    assert mine <= keys and theirs <= keys and not mine & theirs
+    assert all(k.startswith("ws-") for k in mine)
 
 
 def test_a_stage_missing_from_the_installation_fails_the_flow_clearly(prefect_api, tmp_path, shared_data, monkeypatch):

@@ -76,12 +76,13 @@ def test_serve_a_deployment_and_trigger_a_run_through_the_api(tmp_path, shared_d
             return {d["name"]: d for d in r.json()} if r.status_code == 200 and len(r.json()) >= 2 else None
 
         deps = _wait(deployments, 180, "the served deployments", [server, served])
-        assert set(deps) == {"served", "nightly-refilter-served"}
-        nightly = deps["nightly-refilter-served"]
+        # not `served`: prefect.yaml names its deployments after the configs, serve's must differ
+        assert set(deps) == {"serve-served", "serve-nightly-refilter-served"}
+        nightly = deps["serve-nightly-refilter-served"]
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
         assert nightly["parameters"]["steps"][0] == "filter"
 
-        run = httpx.post(f"{api}/deployments/{deps['served']['id']}/create_flow_run", json={}, timeout=10).json()
+        run = httpx.post(f"{api}/deployments/{deps['serve-served']['id']}/create_flow_run", json={}, timeout=10).json()
 
         def finished():
             state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()["state"]
