@@ -33,6 +33,42 @@ LLAMA3 = (
 
 TEMPLATES = {"qwen2.5": QWEN25, "llama3": LLAMA3}
 
+# The same templates for training with a loss on assistant tokens only: each assistant turn,
+# including its end-of-turn token (so the model learns to stop), sits inside `{% generation %}`,
+# which `apply_chat_template(return_assistant_tokens_mask=True)` (TRL's `assistant_only_loss`) reads.
+# Rendered text is identical to the templates above.
+QWEN25_TRAINING = (
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' %}"
+    "{{- '<|im_start|>assistant\n' }}{% generation %}{{- message.content + '<|im_end|>' }}{% endgeneration %}{{- '\n' }}"
+    "{%- elif (message.role == 'user') or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+
+LLAMA3_TRAINING = (
+    "{% set loop_messages = messages %}"
+    "{% for message in loop_messages %}"
+    "{% if loop.index0 == 0 %}{{ bos_token }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+    "{% generation %}{{ message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
+    "{% else %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+
+TRAINING_TEMPLATES = {"qwen2.5": QWEN25_TRAINING, "llama3": LLAMA3_TRAINING}
+
 SPECIAL_TOKENS = {
     "qwen2.5": {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>",
                 "extra": ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]},

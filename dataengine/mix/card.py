@@ -67,11 +67,14 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
     images = _histograms(out, stats["tokens"])
 
     yaml_files = "\n".join(f"  - split: {s}\n    path: data/{s}-*.parquet" for s in splits)
+    prov = provenance(ws, mix_id, ecfg)
     parts = [
         "---",
         "configs:\n- config_name: default\n  data_files:\n" + yaml_files if "parquet" in files else "configs: []",
+        f"license: {prov['license']}",
         "task_categories:\n- text-generation",
-        "tags:\n- reasoning\n- sft\n- chain-of-thought",
+        "tags:\n- reasoning\n- sft\n- chain-of-thought" + ("\n- synthetic" if prov["synthetic"] else ""),
+        f"synthetic: {'true' if prov['synthetic'] else 'false'}",
         "---",
         f"# {ecfg.card_title}",
         "",
@@ -84,13 +87,19 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
         "",
         _table(["split", "rows"], [[s, stats["rows"][s]] for s in splits]),
         "",
+        *provenance_section(prov),
         "## Columns",
-        "- `messages`: optional system, earlier turns (multi-turn rows), user, assistant. A reasoning "
-        "row's assistant content is `<think>\\n…\\n</think>\\n\\n` + answer; a non-reasoning row's is the answer.",
+        ("- `messages`: optional system, earlier turns (multi-turn rows), user, assistant." if ecfg.layout == "messages"
+         else "- `prompt` (optional system, earlier turns, user) and `completion` ([assistant]): TRL's "
+              "conversational prompt/completion layout (loss on the completion only)."),
+        "  A reasoning row's assistant content is `<think>\\n…\\n</think>\\n\\n` + answer; a non-reasoning row's "
+        "is the answer.",
         "- `prompt_id`, `trace_id`, `source`, `bucket` (`reasoning` / `non_reasoning`), `domain`.",
         "- `num_tokens` (prompt + completion; estimated when `num_tokens_estimated`), "
-        "`verdicts` (JSON `{verifier: verdict}`).",
+        "`verdicts` (struct: `math`, `mcq`, `code`, `judge` verdicts, null where that verifier did not run; "
+        "`other`: JSON of any further verifier).",
         "",
+        *training_section(ecfg, files),
         "## Mix spec",
     ]
     if mix_cfg:
@@ -161,6 +170,51 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
     card = out / "README.md"
     card.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return card
+
+
+def provenance(ws: Workspace, mix_id: str, ecfg: ExportConfig) -> dict[str, Any]:
+    """Who wrote the rows of the mix (model, engine), whether any is synthetic, and the licenses."""
+    import fnmatch
+
+    gens = _rows(ws, "select t.model, t.engine, count(*) from mix_latest m join traces t on t.trace_id = m.trace_id "
+                     "where m.mix_id = $m group by all order by 3 desc, 1, 2", {"m": mix_id})
+    sources = _rows(ws, "select t.source, count(*) from mix_latest m join traces t on t.trace_id = m.trace_id "
+                        "where m.mix_id = $m group by all order by 2 desc, 1", {"m": mix_id})
+    licenses = []
+    for src, n in sources:
+        lic = next((v for k, v in ecfg.source_licenses.items() if fnmatch.fnmatch(src or "", k)), None)
+        licenses.append([src, n, lic or "unknown (set export.source_licenses)"])
+    # The simulated engine writes stand-in text, never model output: its rows make the set synthetic.
+    synthetic = any(engine == "simulated" for _, engine, _ in gens)
+    return {"generators": [list(g) for g in gens], "sources": licenses, "synthetic": synthetic,
+            "license": ecfg.license or "other"}
+
+
+def provenance_section(prov: dict[str, Any]) -> list[str]:
+    lines = ["## Provenance", "", "Rows by the model and engine that wrote them:", "",
+             _table(["model", "engine", "rows"], prov["generators"]) if prov["generators"] else "(no rows)", ""]
+    if prov["synthetic"]:
+        lines += ["**Synthetic**: rows written by the `simulated` engine are stand-in text with planted "
+                  "defects, generated for testing the pipeline; they are not model output.", ""]
+    lines += ["## License", "", f"Dataset license: `{prov['license']}`. Sources and their licenses:", "",
+              _table(["source", "rows", "license"], prov["sources"]) if prov["sources"] else "(no rows)", ""]
+    return lines
+
+
+def training_section(ecfg: ExportConfig, files: dict[str, list[str]]) -> list[str]:
+    lines = ["## Training on it", ""]
+    data = "data_files='data/*.parquet'" if "parquet" in files else "data_files='jsonl/*.jsonl'"
+    if ecfg.chat_template:
+        flag = "--assistant_only_loss" if ecfg.layout == "messages" else "--completion_only_loss"
+        lines += [f"- TRL: `trl sft --model_name_or_path MODEL --dataset_name {'parquet' if 'parquet' in files else 'json'} "
+                  f"{flag} --chat_template_path chat_template.jinja` (the {ecfg.chat_template} template with "
+                  "`{% generation %}` markers, so only assistant tokens carry loss), or "
+                  f"`SFTTrainer(train_dataset=load_dataset(..., {data}), args=SFTConfig({flag[2:]}=True, "
+                  "chat_template_path='chat_template.jinja'))`."]
+    if "llamafactory" in files:
+        lines += ["- LLaMA-Factory: point `dataset_dir` at this folder and name the entries of "
+                  "`dataset_info.json` (sharegpt format) in `dataset:`."]
+    return [*lines, ""]
 
 
 __all__ = ["write_card"]

@@ -26,6 +26,7 @@ from dataengine.mix.sft_formats import SFT_FORMATS
 BUCKETS = ("reasoning", "non_reasoning")
 SHORTFALL_POLICIES = ("fail", "fill", "upsample")
 EXPORT_FORMATS = ("datasets", "parquet", "jsonl")
+EXPORT_LAYOUTS = ("messages", "prompt_completion")
 
 
 @section("sft")
@@ -138,8 +139,25 @@ class ExportConfig:
     repo_id: str | None = field(default=None, metadata={"help": "push to this hub repo when a token is given"})
     private: bool = field(default=True, metadata={"help": "create the hub repo as private"})
     card_title: str = field(default="R1-style SFT mix", metadata={"help": "title of the dataset card"})
+    layout: str = field(default="messages", metadata={
+        "help": "messages (one chat list per row), or prompt_completion (TRL's conversational prompt/completion: "
+                "prompt = the turns before the last assistant turn, completion = that turn)"})
+    chat_template: str | None = field(default="qwen2.5", metadata={
+        "help": "write this family's chat template, with {% generation %} markers, as chat_template.jinja "
+                "(for `trl sft --assistant_only_loss --chat_template_path`); one of qwen2.5, llama3; null: none"})
+    license: str | None = field(default=None, metadata={
+        "help": "license of the exported dataset (card front matter); default: 'other', with the sources' licenses listed"})
+    source_licenses: dict[str, str] = field(default_factory=lambda: {"demo": "Apache-2.0"}, metadata={
+        "help": "source-name glob -> license, listed on the card per source (default: the generated demo problems "
+                "are the project's own); sources matching none are listed as unknown"})
 
     def validate(self) -> None:
+        if self.layout not in EXPORT_LAYOUTS:
+            raise ValueError(f"layout: expected one of {', '.join(EXPORT_LAYOUTS)}, got {self.layout!r}")
+        from dataengine.chat_templates import TEMPLATES
+
+        if self.chat_template is not None and self.chat_template not in TEMPLATES:
+            raise ValueError(f"chat_template: expected one of {', '.join(TEMPLATES)} or null, got {self.chat_template!r}")
         bad = [f for f in self.formats if f not in EXPORT_FORMATS]
         if bad:
             raise ValueError(f"formats: unknown {bad}; known: {', '.join(EXPORT_FORMATS)}")

@@ -19,7 +19,14 @@ Row schema (`EXPORT_SCHEMA`):
 - ``prompt_id``, ``trace_id``, ``source``, ``bucket``, ``domain``.
 - ``num_tokens``: stored prompt + completion token counts when the trace has them, else an
   estimate (``num_tokens_estimated`` true): one token per 4 ASCII characters, one per other character.
-- ``verdicts``: JSON object ``{verifier: verdict}`` (``{}`` when none).
+- ``verdicts``: a struct ``{math, mcq, code, judge, other}``: each rule verifier's verdict (null when
+  it did not run), ``other`` a JSON object of any further verifier (null when none).
+
+``export.layout: prompt_completion`` writes TRL's conversational prompt/completion columns instead of
+``messages``: ``prompt`` = the turns before the assistant turn, ``completion`` = [assistant turn].
+Beside the data: ``chat_template.jinja`` (the student family's template with ``{% generation %}``
+markers, for TRL's ``assistant_only_loss``) and ``dataset_info.json`` (LLaMA-Factory, sharegpt
+format, messages layout).
 
 A held-out ``test`` split takes whole prompts (md5 of the prompt id), never single traces, so no
 prompt is in both splits.
@@ -57,8 +64,44 @@ EXPORT_SCHEMA = pa.schema([
     ("domain", pa.string()),
     ("num_tokens", pa.int64()),
     ("num_tokens_estimated", pa.bool_()),
-    ("verdicts", pa.string()),
+    ("verdicts", pa.struct([(v, pa.string()) for v in ("math", "mcq", "code", "judge", "other")])),
 ])
+VERDICT_FIELDS = ("math", "mcq", "code", "judge")
+
+
+def verdicts_struct(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`{verifier: verdict}` JSON strings as the `verdicts` struct (verdict objects are a few bytes)."""
+    rows = []
+    for text in col.to_pylist():
+        d = json.loads(text) if text else {}
+        other = {k: v for k, v in d.items() if k not in VERDICT_FIELDS}
+        rows.append({**{k: d.get(k) for k in VERDICT_FIELDS}, "other": json.dumps(other, sort_keys=True) if other else None})
+    return pa.array(rows, EXPORT_SCHEMA.field("verdicts").type)
+
+
+PROMPT_COMPLETION_SCHEMA = pa.schema([pa.field("prompt", pa.list_(MESSAGE)), pa.field("completion", pa.list_(MESSAGE)),
+                                      *[f for f in EXPORT_SCHEMA if f.name != "messages"]])
+
+
+def layout_schema(layout: str) -> pa.Schema:
+    return PROMPT_COMPLETION_SCHEMA if layout == "prompt_completion" else EXPORT_SCHEMA
+
+
+def apply_layout(table: pa.Table, layout: str) -> pa.Table:
+    """Rows in `layout`: `messages` as built, or TRL's prompt/completion split before the last turn."""
+    if layout != "prompt_completion":
+        return table
+    msgs = table.column("messages").combine_chunks()
+    n = len(msgs)
+    offsets = msgs.offsets.to_numpy().astype(np.int64) - msgs.offsets[0].as_py()
+    values = msgs.flatten()
+    last = offsets[1:] - 1  # the assistant turn closes every row
+    keep = np.ones(len(values), dtype=bool)
+    keep[last] = False
+    prompt = pa.ListArray.from_arrays(pa.array(offsets - np.arange(n + 1), pa.int32()), values.filter(pa.array(keep)))
+    completion = pa.ListArray.from_arrays(pa.array(np.arange(n + 1), pa.int32()), values.take(pa.array(last)))
+    rest = [table.column(f.name) for f in EXPORT_SCHEMA if f.name != "messages"]
+    return pa.Table.from_arrays([prompt, completion, *rest], schema=PROMPT_COMPLETION_SCHEMA)
 
 
 def assistant_content(bucket: str, reasoning: str | None, answer: str | None) -> str:
@@ -167,7 +210,7 @@ def build_batch(batch: pa.RecordBatch, system_prompt: str | None) -> tuple[pa.Ta
     num_tokens = pc.if_else(known, stored, pa.array(est_rows, pa.int64()))
     table = pa.Table.from_arrays([
         messages, batch.column("prompt_id"), batch.column("trace_id"), batch.column("source"), bucket,
-        batch.column("domain"), num_tokens, pc.invert(known), pc.fill_null(batch.column("verdicts"), "{}"),
+        batch.column("domain"), num_tokens, pc.invert(known), verdicts_struct(batch.column("verdicts")),
     ], schema=EXPORT_SCHEMA)
     copies = pc.fill_null(batch.column("copies"), 1).to_numpy(zero_copy_only=False).astype(np.int64)
     return table, copies
@@ -191,12 +234,13 @@ class _RollingWriter:
         self._pq: pq.ParquetWriter | None = None
         self._fh: Any = None
         self._bytes = 0
+        self.schema: pa.Schema | None = None  # the layout's; taken from the first table written
 
     def _open(self) -> None:
         path = self.folder / f".{self.split}-{len(self.paths):05d}.{self.fmt}.tmp"
         self.paths.append(path)
         if self.fmt == "parquet":
-            self._pq = pq.ParquetWriter(path, EXPORT_SCHEMA, compression="zstd")
+            self._pq = pq.ParquetWriter(path, self.schema or EXPORT_SCHEMA, compression="zstd")
         else:
             self._fh = open(path, "wb")
         self._bytes = 0
@@ -210,6 +254,7 @@ class _RollingWriter:
             self._fh = None
 
     def write(self, table: pa.Table, nbytes: int) -> None:
+        self.schema = self.schema or table.schema
         if self._pq is None and self._fh is None:
             self._open()
         if self.fmt == "parquet":
@@ -274,6 +319,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
             table, copies = build_batch(batch, ecfg.system_prompt)
             if (copies != 1).any():  # upsampled rows: repeat them in place
                 table = table.take(pa.array(np.repeat(np.arange(table.num_rows), copies)))
+            table = apply_layout(table, ecfg.layout)
             splits = np.array([split_of(p, ecfg.test_fraction) for p in table.column("prompt_id").to_pylist()])
             buckets = table.column("bucket").to_pylist()
             domains = table.column("domain").to_pylist()
@@ -298,7 +344,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
                     if split not in arrow_sinks:
                         (out / ".arrow_tmp").mkdir(exist_ok=True)
                         sink = pa.OSFile(str(out / ".arrow_tmp" / f"{split}.arrow"), "wb")
-                        arrow_sinks[split] = (sink, pa.ipc.new_stream(sink, EXPORT_SCHEMA))
+                        arrow_sinks[split] = (sink, pa.ipc.new_stream(sink, layout_schema(ecfg.layout)))
                     arrow_sinks[split][1].write_table(part)
             for b in set(buckets):
                 sel = np.array([x == b for x in buckets])
@@ -311,7 +357,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         shutil.rmtree(out / ".duckdb_tmp", ignore_errors=True)
 
     if not stats["rows"]:  # an empty mix still exports a loadable (empty) train split
-        empty = EXPORT_SCHEMA.empty_table()
+        empty = layout_schema(ecfg.layout).empty_table()
         for fmt in ("parquet", "jsonl"):
             if fmt in ecfg.formats:
                 writers[("train", fmt)] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), "train", fmt,
@@ -320,9 +366,9 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         if "datasets" in ecfg.formats:
             (out / ".arrow_tmp").mkdir(exist_ok=True)
             sink = pa.OSFile(str(out / ".arrow_tmp" / "train.arrow"), "wb")
-            arrow_sinks["train"] = (sink, pa.ipc.new_stream(sink, EXPORT_SCHEMA))
+            arrow_sinks["train"] = (sink, pa.ipc.new_stream(sink, layout_schema(ecfg.layout)))
             # datasets needs one (empty) record batch in the stream to build a table from it
-            arrow_sinks["train"][1].write_batch(pa.RecordBatch.from_pylist([], schema=EXPORT_SCHEMA))
+            arrow_sinks["train"][1].write_batch(pa.RecordBatch.from_pylist([], schema=layout_schema(ecfg.layout)))
     files: dict[str, list[str]] = {}
     for (_split, fmt), w in sorted(writers.items()):
         files.setdefault(fmt, []).extend(str(p.relative_to(out)) for p in w.finish())
@@ -332,6 +378,8 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     if "datasets" in ecfg.formats:
         _save_to_disk(out, sorted(arrow_sinks), ecfg.shard_bytes)
         files["datasets"] = ["hf"]
+
+    files.update(write_trainer_files(out, ecfg, files, ecfg.card_title))
 
     from dataengine.mix.card import write_card
 
@@ -348,6 +396,34 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     run.finish({"in": result["total_rows"], "out": result["total_rows"], "quarantined": 0,
                 **{f"rows:{k}": v for k, v in stats["rows"].items()}})
     return result
+
+
+def write_trainer_files(out: Path, ecfg: ExportConfig, files: dict[str, list[str]], title: str) -> dict[str, list[str]]:
+    """`chat_template.jinja` (generation markers, for assistant-only loss) and LLaMA-Factory's
+    `dataset_info.json` (sharegpt format; one entry per file of each split, `--dataset a,b`)."""
+    written: dict[str, list[str]] = {}
+    for stale in ("chat_template.jinja", "dataset_info.json"):
+        (out / stale).unlink(missing_ok=True)
+    if ecfg.chat_template:
+        from dataengine.chat_templates import TRAINING_TEMPLATES
+
+        (out / "chat_template.jinja").write_text(TRAINING_TEMPLATES[ecfg.chat_template], encoding="utf-8")
+        written["chat_template"] = ["chat_template.jinja"]
+    shards = files.get("jsonl") or files.get("parquet")
+    if ecfg.layout == "messages" and shards:
+        base = "".join(c if c.isalnum() else "_" for c in title.lower()).strip("_") or "dataengine_mix"
+        info = {}
+        for path in shards:
+            split, _, rest = Path(path).stem.partition("-")
+            name = f"{base}_{split}" if sum(Path(p).stem.startswith(split + "-") for p in shards) == 1 else \
+                f"{base}_{split}_{rest.split('-of-')[0]}"
+            info[name] = {"file_name": path, "formatting": "sharegpt",
+                          "columns": {"messages": "messages"},
+                          "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                                   "assistant_tag": "assistant", "system_tag": "system"}}
+        (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        written["llamafactory"] = ["dataset_info.json"]
+    return written
 
 
 def _sum_by(counter: Counter[tuple[str, str, str]], idx: int) -> dict[str, int]:

@@ -80,7 +80,7 @@ def test_messages_have_think_block_for_reasoning_rows_only(exported):
             assert content == f"<think>\n{reasoning.strip()}\n</think>\n\n{answer.strip()}"
         else:
             assert "<think>" not in content
-        assert json.loads(row["verdicts"]) == {}
+        assert row["verdicts"] == {"math": None, "mcq": None, "code": None, "judge": None, "other": None}
 
 
 def test_dataset_card_has_counts_policies_and_histograms(exported):
@@ -159,7 +159,8 @@ def test_bulk_message_building_matches_the_row_by_row_reference():
     assert copies.tolist() == [1, 2, 1]
     assert table.column("num_tokens").to_pylist()[0] == 15
     assert table.column("num_tokens_estimated").to_pylist() == [False, True, True]
-    assert table.column("verdicts").to_pylist() == ["{}", '{"m": "correct"}', "{}"]
+    none = {"math": None, "mcq": None, "code": None, "judge": None, "other": None}
+    assert table.column("verdicts").to_pylist() == [none, {**none, "other": '{"m": "correct"}'}, none]
 
 
 def test_an_empty_mix_exports_an_empty_loadable_dataset(pool, tmp_path):
