@@ -97,3 +97,58 @@ def parse_kv(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=what)
         out[key.strip()] = value
     return out
+
+
+def json_option(fn: F) -> F:
+    """`--json`: print the stage's full result as JSON instead of its readable summary."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a summary.")(fn)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_fmt(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def summary_lines(stage: str, result: dict[str, Any], width: int = 100) -> list[str]:
+    """One readable summary of a stage result: `stage: IN in -> OUT out`, then the other figures."""
+    head = f"{stage}:"
+    if "in" in result or "out" in result:
+        head += f" {_fmt(result.get('in', '?'))} in -> {_fmt(result.get('out', '?'))} out"
+    if result.get("quarantined"):
+        head += f", {_fmt(result['quarantined'])} quarantined"
+    seconds = result.get("seconds")
+    if isinstance(seconds, (int, float)):
+        head += f" in {seconds:.1f}s"
+    lines = [head]
+    rest = [f"{k} {_fmt(v)}" for k, v in result.items()
+            if k not in ("in", "out", "quarantined", "seconds") and not isinstance(v, dict)]
+    line = " "
+    for item in rest:
+        if len(line) + len(item) + 2 > width and line.strip():
+            lines.append(line.rstrip(","))
+            line = " "
+        line += f" {item},"
+    if line.strip():
+        lines.append(line.rstrip(","))
+    lines += [f"  {k}: {_fmt(v)}" for k, v in result.items() if isinstance(v, dict) and k != "seconds"]
+    return lines
+
+
+def echo_result(stage: str, result: dict[str, Any], as_json: bool, lines: list[str] | None = None) -> None:
+    """The end of every stage command: JSON with --json, else `lines` or the generic summary."""
+    import json
+
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    for line in lines if lines is not None else summary_lines(stage, result):
+        click.echo(line)

@@ -9,7 +9,7 @@ import click
 import duckdb
 
 from dataengine import example_files, sqlfiles
-from dataengine.cli._common import cli, parse_kv, user_errors, workspace_from
+from dataengine.cli._common import cli, echo_result, json_option, parse_kv, user_errors, workspace_from
 from dataengine.config import SECTIONS, field_help, load_config
 from dataengine.sqlout import FORMATS, write_result
 from dataengine.store import Workspace
@@ -104,6 +104,42 @@ def sql(
             click.echo(f"wrote {n:,} rows to {out} ({fmt})", err=True)
     finally:
         con.close()
+
+
+@cli.command()
+@json_option
+@click.pass_context
+@user_errors
+def status(ctx: click.Context, as_json: bool) -> None:
+    """What the workspace holds: rows per table, the latest run of each stage, stale stages.
+
+    A stage is stale when a stage writing its inputs finished after it (rerun it, or `dataengine run`).
+
+    \b
+    Examples:
+      dataengine status
+      dataengine --workspace /data/ws status --json
+    """
+    from dataengine.status import workspace_status
+
+    st = workspace_status(workspace_from(ctx, create=False))
+    if as_json:
+        echo_result("status", st, True)
+        return
+    click.echo(f"workspace {st['workspace']}")
+    click.echo("tables: " + ", ".join(f"{t} {n:,}" if isinstance(n, int) else f"{t} ({n})"
+                                       for t, n in st["tables"].items() if n))
+    empty = [t for t, n in st["tables"].items() if n == 0]
+    if empty:
+        click.echo(f"empty:  {', '.join(empty)}")
+    click.echo(f"{'stage':<14} {'status':<8} {'runs':>4} {'in':>9} {'out':>9} {'quar.':>6}  ended")
+    for r in st["stages"]:
+        num = [f"{r[k]:,}" if isinstance(r[k], int) else "-" for k in ("in", "out", "quarantined")]
+        mark = "  STALE: newer " + ", ".join(st["stale"][r["stage"]]) if r["stage"] in st["stale"] else ""
+        click.echo(f"{r['stage']:<14} {r['status']:<8} {r['runs']:>4} {num[0]:>9} {num[1]:>9} {num[2]:>6}  "
+                   f"{(r['ended_at'] or 'running')[:19]}{mark}")
+    if st["running"]:
+        click.echo(f"open runs: {', '.join(st['running'])}")
 
 
 @cli.group()

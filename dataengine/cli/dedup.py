@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dataengine.cli._common import cli, parse_kv, user_errors, workspace_from
+from dataengine.cli._common import cli, echo_result, json_option, parse_kv, user_errors, workspace_from
 from dataengine.config import load_config
 
 
@@ -23,12 +23,13 @@ from dataengine.config import load_config
 @click.option("--prefer", "preference", help="Representative preference, comma-separated: accepted,shorter,longer,seeded.")
 @click.option("--seed", type=int, help="Seed for MinHash and the seeded tie-break.")
 @click.option("--workers", type=int, help="Processes hashing trace shards (0: one per CPU).")
+@json_option
 @click.pass_context
 @user_errors
 def dedup(
     ctx: click.Context, config_path: Path | None, threshold: float | None, bands: int | None, rows: int | None,
     num_perm: int | None, ngram: int | None, verify: str | None, text: str | None, preference: str | None,
-    seed: int | None, workers: int | None,
+    seed: int | None, workers: int | None, as_json: bool,
 ) -> None:
     """Exact and MinHash near-duplicate dedup of prompts and traces → `dedup`, `dedup_prompts`.
 
@@ -52,6 +53,9 @@ def dedup(
         "preference": [p.strip() for p in preference.split(",")] if preference else None,
     }
     counts = run_dedup(workspace_from(ctx), load_config(config_path), **overrides)
+    if as_json:
+        echo_result("dedup", counts, True)
+        return
     click.echo(
         f"dedup: {counts['in']} traces -> {counts['out']} representatives "
         f"({counts['exact_duplicates']} exact duplicates, {counts['near_duplicates']} near duplicates); "
@@ -66,10 +70,12 @@ def dedup(
 @click.option("--ngram", type=int, help="Tokens per n-gram (default 8; 13 is stricter).")
 @click.option("--min-hits", type=int, help="Shared n-grams needed for a hit.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
 @click.pass_context
 @user_errors
 def decontaminate(
-    ctx: click.Context, benchmarks: tuple[str, ...], ngram: int | None, min_hits: int | None, config_path: Path | None
+    ctx: click.Context, benchmarks: tuple[str, ...], ngram: int | None, min_hits: int | None, config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Find prompts that share n-grams with benchmark problems → `contamination_hits`.
 
@@ -91,6 +97,9 @@ def decontaminate(
         workspace_from(ctx), load_config(config_path), benchmarks=parse_kv(benchmarks, "--benchmark"),
         ngram=ngram, min_hits=min_hits,
     )
+    if as_json:
+        echo_result("decontaminate", counts, True)
+        return
     click.echo(
         f"decontaminate: {counts['in']} prompts, {counts['contaminated_prompts']} contaminated "
         f"({counts['hits']} hits, {counts['ngram']}-grams); per benchmark: "

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from dataengine.cli._common import cli, console, progress_bar, user_errors, workspace_from
+from dataengine.cli._common import (
+    cli,
+    console,
+    echo_result,
+    json_option,
+    progress_bar,
+    user_errors,
+    workspace_from,
+)
 from dataengine.config import apply_overrides, load_config
 
 _CONFIG = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -21,10 +29,11 @@ _CONFIG = click.option("--config", "config_path", type=click.Path(exists=True, d
 @click.option("--rescore", is_flag=True, help="Score every trace again, even those already scored.")
 @click.option("--processes", type=int, help="Worker processes (default: filter.processes).")
 @click.option("--limit", type=int, help="Score at most this many traces (a quick look).")
+@json_option
 @click.pass_context
 @user_errors
 def filter_cmd(ctx: click.Context, config_path: Path | None, only: str | None, rethreshold: bool, rescore: bool,
-               processes: int | None, limit: int | None) -> None:
+               processes: int | None, limit: int | None, as_json: bool) -> None:
     """Score traces with the format, readability and language-mixing filters.
 
     Every score and verdict goes to `filter_results`; a rerun scores only traces that lack a
@@ -45,6 +54,9 @@ def filter_cmd(ctx: click.Context, config_path: Path | None, only: str | None, r
     ws = workspace_from(ctx)
     with progress_bar("filter", None) as update:
         res = run_filter(ws, cfg, only=only, rethreshold=rethreshold, rescore=rescore, limit=limit, progress=update)
+    if as_json:
+        echo_result("filter", res, True)
+        return
     click.echo(
         f"{res['run_id']}: {res['in']} traces, {res['out']} passed every filter "
         f"({', '.join(res['filters'])}) in {res['seconds']:.1f}s"

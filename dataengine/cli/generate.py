@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from dataengine.cli._common import cli, console, user_errors, workspace_from
+from dataengine.cli._common import cli, console, echo_result, json_option, user_errors, workspace_from
 from dataengine.config import apply_overrides, load_config
 
 
@@ -64,6 +64,7 @@ def _generation_bar(label: str) -> Iterator[Callable[[int, int, int], None]]:
 @click.option("--max-concurrency", type=int, help="openai engine: requests in flight.")
 @click.option("--tensor-parallel-size", type=int, help="vllm engine: GPUs per model.")
 @click.option("--device", help="transformers engine: auto, cpu, cuda.")
+@json_option
 @click.pass_context
 @user_errors
 def generate(ctx: click.Context, config_path: Path | None, engine: str | None, model: str | None, model_name: str | None,
@@ -71,7 +72,7 @@ def generate(ctx: click.Context, config_path: Path | None, engine: str | None, m
              max_tokens: int | None, seed: int | None, template: str | None, sources: tuple[str, ...],
              domains: tuple[str, ...], limit: int | None, batch_size: int | None, rank: int | None,
              world_size: int | None, base_url: str | None, max_concurrency: int | None,
-             tensor_parallel_size: int | None, device: str | None) -> None:
+             tensor_parallel_size: int | None, device: str | None, as_json: bool) -> None:
     """Sample n traces per prompt with an engine; reruns generate only what is missing.
 
     Writes one `traces` shard per batch; requests that finally fail go to `quarantine`
@@ -109,6 +110,9 @@ def generate(ctx: click.Context, config_path: Path | None, engine: str | None, m
     ws = workspace_from(ctx)
     with _generation_bar(f"generate ({engine or gc.engine})") as update:
         counts = run_generate(ws, cfg, progress=update, **overrides)
+    if as_json:
+        echo_result("generate", counts, True)
+        return
     click.echo(
         f"rank {counts['rank']}/{counts['world_size']}: {counts['prompts']} prompts; "
         f"in={counts['in']} pairs = written {counts['out']} + quarantined {counts['quarantined']} "
@@ -129,10 +133,11 @@ def generate(ctx: click.Context, config_path: Path | None, engine: str | None, m
 @click.option("--contaminated-rate", type=float, help="Share of prompts planted from a benchmark (labelled).")
 @click.option("--benchmark", "benchmark_path", type=click.Path(exists=True, dir_okay=False),
               help="Benchmark JSONL to plant from (field problem/question/prompt), e.g. MATH-500.")
+@json_option
 @click.pass_context
 @user_errors
 def demo_prompts(ctx: click.Context, count: int, config_path: Path | None, seed: int | None,
-                 contaminated_rate: float | None, benchmark_path: str | None) -> None:
+                 contaminated_rate: float | None, benchmark_path: str | None, as_json: bool) -> None:
     """Write N generated math problems (exact answers) into `prompts`, for dry runs and demos.
 
     Arithmetic, algebra and counting problems with answers computed exactly; a share of
@@ -150,5 +155,6 @@ def demo_prompts(ctx: click.Context, count: int, config_path: Path | None, seed:
     cfg = load_config(config_path)
     counts = run_demo_prompts(workspace_from(ctx), cfg, count, seed=seed, contaminated_rate=contaminated_rate,
                               benchmark_path=benchmark_path)
-    click.echo(f"prompts: wrote {counts['out']} ({counts['contaminated']} benchmark-contaminated), "
-               f"already stored {counts['already_stored']}")
+    echo_result("demo-prompts", counts, as_json,
+                [f"prompts: wrote {counts['out']} ({counts['contaminated']} benchmark-contaminated), "
+                 f"already stored {counts['already_stored']}"])

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from dataengine.cli._common import cli, console, parse_kv, progress_bar, user_errors, workspace_from
+from dataengine.cli._common import (
+    cli,
+    console,
+    echo_result,
+    json_option,
+    parse_kv,
+    progress_bar,
+    user_errors,
+    workspace_from,
+)
 from dataengine.config import apply_overrides, load_config
 from dataengine.ingest import IngestConfig, IngestOptions
 from dataengine.ingest import ingest as run_ingest
@@ -36,13 +46,14 @@ from dataengine.records import THINK_FORMATS
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--max-row-bytes", type=int, help="Quarantine rows larger than this.")
 @click.option("--strict", is_flag=True, default=None, help="Exit 1 when any row is quarantined.")
+@json_option
 @click.pass_context
 @user_errors
 def ingest(
     ctx: click.Context, path: Path, kind: str, sft_format: str, category: str | None, mapping: tuple[str, ...], domain: str | None,
     language: str | None, model: str | None, source: str | None, sampling_run: str | None,
     think_format: str, completion_after: str | None, columns: str | None, split: str | None,
-    config_path: Path | None, max_row_bytes: int | None, strict: bool | None,
+    config_path: Path | None, max_row_bytes: int | None, strict: bool | None, as_json: bool,
 ) -> None:
     """Ingest a JSONL / JSON / Parquet / CSV / TSV file, a datasets folder, or a hub id.
 
@@ -62,7 +73,7 @@ def ingest(
       dataengine ingest sharegpt.jsonl --kind sft --sft-format sharegpt
     """
     if kind == "sft":
-        _ingest_sft(ctx, path, sft_format, category, source, language, config_path, strict)
+        _ingest_sft(ctx, path, sft_format, category, source, language, config_path, strict, as_json)
         return
     cfg: IngestConfig = load_config(config_path).section("ingest")
     cfg = apply_overrides(cfg, {"max_row_bytes": max_row_bytes, "strict": strict})
@@ -76,7 +87,7 @@ def ingest(
     ws = workspace_from(ctx)
     with progress_bar(f"ingest {path.name}", None) as update:
         report = run_ingest(ws, path, opts, cfg, progress=update)
-    click.echo(report.summary())
+    echo_result("ingest", _as_dict(report), as_json, [report.summary()])
     if report.quarantined:
         console.print(
             f"[yellow]{report.quarantined} rows quarantined[/]: "
@@ -86,15 +97,21 @@ def ingest(
             raise SystemExit(1)
 
 
+def _as_dict(report: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(vars(report))
+
+
 def _ingest_sft(ctx: click.Context, path: Path, fmt: str, category: str | None, source: str | None,
-                language: str | None, config_path: Path | None, strict: bool | None) -> None:
+                language: str | None, config_path: Path | None, strict: bool | None, as_json: bool = False) -> None:
     """`--kind sft`: the conversion and categorisation live in dataengine.mix.sft_ingest."""
     from dataengine.mix.sft_ingest import ingest_sft
 
     cfg = load_config(config_path)
     report = ingest_sft(workspace_from(ctx), path, fmt, cfg.section("sft"), source=source, category=category,
                         language=language)
-    click.echo(report.summary())
+    echo_result("ingest", _as_dict(report), as_json, [report.summary()])
     if report.quarantined:
         console.print(
             f"[yellow]{report.quarantined} rows quarantined[/]: "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dataengine.cli._common import cli, parse_kv, user_errors, workspace_from
+from dataengine.cli._common import cli, echo_result, json_option, parse_kv, user_errors, workspace_from
 from dataengine.config import load_config
 
 
@@ -94,14 +94,17 @@ def mix(ctx: click.Context, config_path: Path | None, mix_id: str | None, reason
 @click.option("--format", "formats", multiple=True, type=click.Choice(["datasets", "parquet", "jsonl"]),
               help="What to write (repeatable; default all three).")
 @click.option("--system-prompt", help="System message for every row that has none.")
+@click.option("--layout", type=click.Choice(["messages", "prompt_completion"]),
+              help="messages (default), or TRL's conversational prompt/completion columns.")
 @click.option("--shard-mb", type=int, help="Target size of one Parquet/JSONL shard in MB.")
 @click.option("--repo-id", help="Push to this hub dataset repo (needs --token or $HF_TOKEN).")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN).")
+@json_option
 @click.pass_context
 @user_errors
 def export(ctx: click.Context, config_path: Path | None, out_dir: Path, mix_id: str | None,
-           test_fraction: float | None, formats: tuple[str, ...], system_prompt: str | None,
-           shard_mb: int | None, repo_id: str | None, token: str | None) -> None:
+           test_fraction: float | None, formats: tuple[str, ...], system_prompt: str | None, layout: str | None,
+           shard_mb: int | None, repo_id: str | None, token: str | None, as_json: bool) -> None:
     """Export a mix as a Hugging Face dataset: save_to_disk folder, Parquet and JSONL shards, card.
 
     Rows carry `messages` (reasoning rows: `<think>…</think>` then the answer), prompt_id,
@@ -118,12 +121,17 @@ def export(ctx: click.Context, config_path: Path | None, out_dir: Path, mix_id: 
     cfg = load_config(config_path)
     overrides = {"mix_id": mix_id, "test_fraction": test_fraction, "formats": list(formats) or None,
                  "system_prompt": system_prompt, "shard_bytes": shard_mb * 1_000_000 if shard_mb else None,
-                 "repo_id": repo_id}
+                 "repo_id": repo_id, "layout": layout}
     out = run_export(workspace_from(ctx), cfg, out_dir, token=token, **overrides)
+    if as_json:
+        echo_result("export", out, True)
+        return
     click.echo(f"exported mix {out['mix_id']}: " + ", ".join(f"{s}={n:,}" for s, n in sorted(out["rows"].items()))
                + f" rows to {out['out_dir']} in {out['seconds']}s")
     for fmt, paths in sorted(out["files"].items()):
         click.echo(f"  {fmt}: {len(paths)} file(s)")
+    for kind, paths in sorted(out.get("trainer_files", {}).items()):
+        click.echo(f"  {kind}: {', '.join(paths)}")
     click.echo(f"  card: {out['card']}")
     if "pushed_to" in out:
         click.echo(f"  pushed to {out['pushed_to']}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from dataengine.cli._common import cli, user_errors, workspace_from
+from dataengine.cli._common import cli, echo_result, json_option, user_errors, workspace_from
 from dataengine.config import load_config
 
 
@@ -20,11 +19,12 @@ from dataengine.config import load_config
 @click.option("--judge-base-url", help="OpenAI-compatible server of the judge.")
 @click.option("--allow-unisolated", is_flag=True, default=None,
               help="Run code without namespaces where they are unavailable (trusted code only).")
+@json_option
 @click.pass_context
 @user_errors
 def verify(
     ctx: click.Context, config_path: Path | None, redo: bool, math_workers: int | None, judge_engine: str | None,
-    judge_model: str | None, judge_base_url: str | None, allow_unisolated: bool | None,
+    judge_model: str | None, judge_base_url: str | None, allow_unisolated: bool | None, as_json: bool,
 ) -> None:
     """Verify traces: math (Math-Verify), multiple choice, code in a sandbox, a generative judge.
 
@@ -46,7 +46,7 @@ def verify(
         workspace_from(ctx), cfg, redo=redo, math_workers=math_workers, judge_engine=judge_engine,
         judge_model=judge_model, judge_base_url=judge_base_url, allow_unisolated=allow_unisolated,
     )
-    click.echo(json.dumps(counts, indent=2))
+    echo_result("verify", counts, as_json)
 
 
 @cli.command("select")
@@ -55,10 +55,12 @@ def verify(
 @click.option("--policy", type=click.Choice(["random", "shortest", "most_distinct", "journey"]))
 @click.option("--seed", type=int)
 @click.option("--selection", help="Name of this selection.")
+@json_option
 @click.pass_context
 @user_errors
 def select_cmd(
-    ctx: click.Context, config_path: Path | None, k: int | None, policy: str | None, seed: int | None, selection: str | None
+    ctx: click.Context, config_path: Path | None, k: int | None, policy: str | None, seed: int | None, selection: str | None,
+    as_json: bool,
 ) -> None:
     """Rejection sampling: keep up to k verified-correct, filter-passing traces per prompt.
 
@@ -74,4 +76,4 @@ def select_cmd(
     from dataengine.verify.select import run_select
 
     counts = run_select(workspace_from(ctx), load_config(config_path), k=k, policy=policy, seed=seed, selection=selection)
-    click.echo(json.dumps(counts, indent=2))
+    echo_result("select", counts, as_json)

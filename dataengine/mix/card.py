@@ -178,7 +178,9 @@ def provenance(ws: Workspace, mix_id: str, ecfg: ExportConfig) -> dict[str, Any]
 
     gens = _rows(ws, "select t.model, t.engine, count(*) from mix_latest m join traces t on t.trace_id = m.trace_id "
                      "where m.mix_id = $m group by all order by 3 desc, 1, 2", {"m": mix_id})
-    sources = _rows(ws, "select t.source, count(*) from mix_latest m join traces t on t.trace_id = m.trace_id "
+    # Licenses follow the prompts' sources (the data sets); a generated trace's own source is its run.
+    sources = _rows(ws, "select p.source, count(*) from mix_latest m join traces t on t.trace_id = m.trace_id "
+                        "join prompts p on p.prompt_id = t.prompt_id "
                         "where m.mix_id = $m group by all order by 2 desc, 1", {"m": mix_id})
     licenses = []
     for src, n in sources:

@@ -379,15 +379,16 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         _save_to_disk(out, sorted(arrow_sinks), ecfg.shard_bytes)
         files["datasets"] = ["hf"]
 
-    files.update(write_trainer_files(out, ecfg, files, ecfg.card_title))
+    trainer_files = write_trainer_files(out, ecfg, files, ecfg.card_title)
 
     from dataengine.mix.card import write_card
 
-    card = write_card(ws, out, mix_id, stats, ecfg, files)
+    card = write_card(ws, out, mix_id, stats, ecfg, {**files, **trainer_files})
     result = {
         "mix_id": mix_id, "run_id": run.run_id, "out_dir": str(out),
         "rows": dict(stats["rows"]), "total_rows": sum(stats["rows"].values()),
-        "by_bucket": _sum_by(stats["by_bucket_domain"], 1), "files": files, "card": str(card),
+        "by_bucket": _sum_by(stats["by_bucket_domain"], 1), "files": files, "trainer_files": trainer_files,
+        "card": str(card),
         "num_tokens_estimated": stats["estimated"], "seconds": round(time.perf_counter() - t0, 3),
     }
     token = token or os.environ.get("HF_TOKEN")
