@@ -16,9 +16,11 @@ from dataengine.config import apply_overrides, load_config
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Pipeline config; its `report` section sets the sample size and the sliders.")
 @click.option("--sample-size", type=int, help="Traces whose stored scores the page's sliders re-decide.")
+@click.option("--mix-id", help="Mix to show (default: the one the newest export wrote, else the latest mix).")
 @click.pass_context
 @user_errors
-def report(ctx: click.Context, out: Path | None, config_path: Path | None, sample_size: int | None) -> None:
+def report(ctx: click.Context, out: Path | None, config_path: Path | None, sample_size: int | None,
+           mix_id: str | None) -> None:
     """Write one self-contained HTML report of the workspace (no network needed to view it).
 
     Funnel, pass rates per filter / domain / language, length histograms, languages, verdicts,
@@ -32,6 +34,6 @@ def report(ctx: click.Context, out: Path | None, config_path: Path | None, sampl
     """
     from dataengine.report import build_report
 
-    cfg = apply_overrides(load_config(config_path).section("report"), {"sample_size": sample_size})
+    cfg = apply_overrides(load_config(config_path).section("report"), {"sample_size": sample_size, "mix_id": mix_id})
     path = build_report(workspace_from(ctx, create=False), out, cfg)
     click.echo(f"report: {path}")

@@ -28,6 +28,8 @@ __all__ = ["ReportConfig", "SliderSpec", "build_report", "render_html"]
 @dataclass
 class ReportConfig:
     out: str | None = field(default=None, metadata={"path": True, "help": "report path; default <workspace>/artifacts/report.html"})
+    mix_id: str | None = field(default=None, metadata={
+        "help": "mix the report shows (membership, counts, quota); default: the exported one, else the latest"})
     sample_size: int = field(default=2000, metadata={"help": "traces whose stored scores the page's sliders re-decide"})
     bins: int = field(default=30, metadata={"help": "bins of the length histograms"})
     sliders: list[SliderSpec] = field(
@@ -79,7 +81,8 @@ def build_report(
     """Write the report of `ws` to `out_path` (default `<workspace>/artifacts/report.html`)."""
     cfg = cfg or ReportConfig()
     out = Path(out_path or cfg.out or default_report_path(ws))
-    data = collect(ws, sample_size=cfg.sample_size, bins=cfg.bins, sliders=[SliderSpec(**s.__dict__) for s in cfg.sliders])
+    data = collect(ws, sample_size=cfg.sample_size, bins=cfg.bins, sliders=[SliderSpec(**s.__dict__) for s in cfg.sliders],
+                   mix_id=cfg.mix_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(render_html(data), encoding="utf-8")

@@ -87,14 +87,21 @@ def collect(
     bins: int = 30,
     sliders: list[SliderSpec] | None = None,
     summary_only: bool = False,
+    mix_id: str | None = None,
 ) -> dict[str, Any]:
     """Every figure the report shows, as plain JSON-ready values.
 
-    `summary_only` stops after the funnel, verdicts and mix (what flow artifacts show).
+    `summary_only` stops after the funnel, verdicts and mix (what flow artifacts show). `mix_id`:
+    the mix whose membership, counts and quota are shown (default: the exported one, else the latest).
     """
     con = ws.connect()
     try:
-        flags = con.sql(sqlfiles.load("report/trace_flags")).to_arrow_table()
+        if mix_id is None:
+            mix_id = con.execute(sqlfiles.load("report/report_mix")).fetchall()[0][0]
+        elif not con.execute("select count(*) from runs where stage = 'mix' and config->>'mix_id' = $m",
+                             {"m": mix_id}).fetchall()[0][0]:
+            raise ValueError(f"mix_id {mix_id!r}: no mix run of that id in {ws.root}")
+        flags = con.sql(sqlfiles.load("report/trace_flags"), params={"mix_id": mix_id}).to_arrow_table()
         con.register("flags", flags)
         rows = {r["tbl"]: r["n"] for r in _rows(con, "stage_rows")}
         ran = {stage: rows[table] > 0 for stage, table in STAGE_TABLES.items()}
@@ -103,6 +110,7 @@ def collect(
             "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "table_rows": rows,
             "ran": ran,
+            "mix_id": mix_id,
         }
         funnel = _rows(con, "funnel", {
             "filter_ran": ran["filter"], "verify_ran": ran["verify"], "select_ran": ran["select"],
@@ -120,9 +128,9 @@ def collect(
             )
         ]
         out["verdicts"] = _clean(_rows(con, "verdicts"))
-        out["mix"] = _clean(_rows(con, "mix_counts"))
-        out["mix_quota"] = _mix_quota(con)
-        out["mix_excluded"] = _mix_excluded(con)
+        out["mix"] = _clean(_rows(con, "mix_counts", {"mix_id": mix_id}))
+        out["mix_quota"] = _mix_quota(con, mix_id)
+        out["mix_excluded"] = _mix_excluded(con, mix_id)
         out["filter_pass"] = _clean(_rows(con, "filter_pass"))
         if summary_only:
             return out
@@ -159,12 +167,18 @@ def _histograms(con: duckdb.DuckDBPyConnection, bins: int) -> dict[str, Any]:
     return out
 
 
-def _mix_quota(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Quotas the newest mix run asked for, read from its recorded config and counts."""
-    row = con.execute(
+def _mix_run(con: duckdb.DuckDBPyConnection, mix_id: str | None) -> tuple[str, str] | None:
+    """(config, counts) of the newest successful run of `mix_id`."""
+    rows = con.execute(
         "select config::varchar, counts::varchar from runs where stage = 'mix' and status = 'ok' "
-        "order by started_at desc limit 1"
-    ).fetchone()
+        "and config->>'mix_id' = $m order by started_at desc limit 1", {"m": mix_id}
+    ).fetchall()
+    return rows[0] if rows else None
+
+
+def _mix_quota(con: duckdb.DuckDBPyConnection, mix_id: str | None) -> dict[str, Any]:
+    """Quotas the mix run asked for, read from its recorded config and counts."""
+    row = _mix_run(con, mix_id)
     if not row:
         return {}
     quota: dict[str, Any] = {}
@@ -179,14 +193,12 @@ def _mix_quota(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return quota
 
 
-def _mix_excluded(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Why pool traces stayed out of the newest mix, and quota left unfilled, from its counts
+def _mix_excluded(con: duckdb.DuckDBPyConnection, mix_id: str | None) -> list[dict[str, Any]]:
+    """Why pool traces stayed out of the mix, and quota left unfilled, from its run's counts
     (`excluded:<bucket>:<reason>` and `unfilled:<bucket>` keys)."""
-    row = con.execute(
-        "select counts::varchar from runs where stage = 'mix' and status = 'ok' order by started_at desc limit 1"
-    ).fetchone()
+    row = _mix_run(con, mix_id)
     out = []
-    for key, n in sorted(json.loads(row[0] or "{}").items() if row else []):
+    for key, n in sorted(json.loads(row[1] or "{}").items() if row else []):
         parts = key.split(":")
         if parts[0] == "excluded" and len(parts) == 3:
             out.append({"bucket": parts[1], "reason": parts[2], "n": n})

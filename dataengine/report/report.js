@@ -188,6 +188,8 @@
 
   function renderMix() {
     if (!D.ran.mix) return notRun("mix", "dataengine mix");
+    body("mix").append(h("p", { class: "small", text: `mix ${D.mix_id} (the exported one unless chosen with ` +
+      "`dataengine report --mix-id`); \"in the mix\" in the funnel counts its traces" }));
     const grid = h("div", { class: "grid" });
     const buckets = {};
     for (const r of D.mix) buckets[r.bucket] = (buckets[r.bucket] || 0) + r.n;

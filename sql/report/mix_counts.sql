@@ -1,7 +1,6 @@
--- Rows of the newest mix per bucket and domain.
-with latest as (select mix_id from mix_members order by written_at desc limit 1)
+-- Rows of the report's mix ($mix_id; the latest run of it) per bucket and domain.
 select mix_id, bucket, coalesce(domain, 'unknown') as domain, count(*) as n
-from mix_members
-where mix_id in (select mix_id from latest)
+from mix_latest
+where mix_id = $mix_id
 group by all
 order by bucket, n desc

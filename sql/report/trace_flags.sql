@@ -1,9 +1,7 @@
 -- One row per trace with what each stage decided about it; the report aggregates this.
 -- A NULL flag means the stage wrote no row for the trace (not run yet, or not reached).
--- Mix membership is taken from the newest mix only (mix_members keeps every mix_id).
-with latest_mix as (
-    select mix_id from mix_members order by written_at desc limit 1
-)
+-- Mix membership is that of the report's mix ($mix_id: the exported one unless chosen; the latest
+-- run of it, as export reads it).
 select
     t.trace_id,
     t.prompt_id,
@@ -38,5 +36,5 @@ left join (
     from dedup
 ) d using (trace_id)
 left join (
-    select distinct trace_id from mix_members where mix_id in (select mix_id from latest_mix)
+    select distinct trace_id from mix_latest where mix_id = $mix_id
 ) m using (trace_id)
