@@ -154,3 +154,43 @@ def rejected_samples(ws: Workspace, reason: str, n: int = 5, filter_name: str | 
 
 def known_reasons(ws: Workspace) -> list[tuple[str, str, int]]:
     return ws.query("select filter, reason, count(*) from filter_results where not passed group by all order by 3 desc").fetchall()
+
+
+@dataclass
+class MarginTrace:
+    trace_id: str
+    domain: str | None
+    language: str | None
+    passes_at: list[float]  # the sweep values at which the trace passes
+    flip: tuple[float, float]  # adjacent sweep values between which its decision changes
+    reason: str | None  # its rejection reason on the failing side
+
+
+def margin_traces(ws: Workspace, cfg: PipelineConfig, filter_name: str, param: str, values: list[float],
+                  n: int = 5) -> tuple[float | None, list[MarginTrace]]:
+    """Traces whose decision flips between two adjacent sweep values, nearest the configured
+    threshold first: what moving the threshold by one step lets in or keeps out. Returns the
+    configured value and up to `n` traces."""
+    spec = get_filter(filter_name)
+    base = cfg.section("filter").thresholds(filter_name)
+    current = getattr(base, param, None)
+    hints = typing.get_type_hints(type(base))
+    cast = int if int in typing.get_args(hints[param]) or hints[param] is int else float
+    variants = [(v, dataclasses.replace(base, **{param: cast(v)})) for v in values]
+    found: list[tuple[float, str, MarginTrace]] = []
+    rows = ws.query("select trace_id, scores::varchar from filter_results where filter = $f order by trace_id",
+                    {"f": filter_name}).fetchall()
+    for trace_id, raw in rows:
+        s = json.loads(raw) if raw else {}
+        decisions = [safe_decide(spec, s, th) for _, th in variants]
+        for k in range(len(values) - 1):
+            if decisions[k][0] != decisions[k + 1][0]:
+                mid = (values[k] + values[k + 1]) / 2
+                dist = abs(mid - current) if isinstance(current, (int, float)) else float(k)
+                reason = next((r for ok, r in decisions if not ok), None)
+                found.append((dist, trace_id, MarginTrace(trace_id, s.get("domain"), s.get("language"),
+                                                          [v for v, (ok, _) in zip(values, decisions) if ok],
+                                                          (values[k], values[k + 1]), reason)))
+                break
+    found.sort(key=lambda x: (x[0], x[1]))
+    return (float(current) if isinstance(current, (int, float)) else None), [m for _, _, m in found[:n]]

@@ -94,7 +94,7 @@ def tune(ctx: click.Context, filter_name: str, sweep_spec: str, config_path: Pat
     """
     from rich.table import Table
 
-    from dataengine.filter_tuning import parse_sweep, plot_sweep, sweep
+    from dataengine.filter_tuning import margin_traces, parse_sweep, plot_sweep, sweep
 
     param, values = parse_sweep(sweep_spec)
     ws = workspace_from(ctx, create=False)
@@ -106,17 +106,35 @@ def tune(ctx: click.Context, filter_name: str, sweep_spec: str, config_path: Pat
             click.echo(json.dumps({"value": r.value, "group": r.group, "traces": r.traces, "passed": r.passed,
                                    "pass_rate": round(r.pass_rate, 4)}))
     else:
-        groups = list(dict.fromkeys(r.group for r in shown))
-        table = Table(title=f"{filter_name}: pass rate by {param}")
-        table.add_column(param, justify="right")
-        for g in groups:
-            table.add_column(f"{g}\n(n={next(r.traces for r in shown if r.group == g)})", justify="right")
-        cells = {(r.value, r.group): r for r in shown}
-        for v in values:
-            table.add_row(f"{v:g}", *[f"{cells[(v, g)].pass_rate:.1%}" if (v, g) in cells else "" for g in groups])
         from rich.console import Console
 
-        Console().print(table)
+        out = Console()
+        cells = {(r.value, r.group): r for r in shown}
+        # One table per grouping, split so each fits the terminal (80 columns: 5 groups a table)
+        # instead of squeezing every group into one table and cutting the headers to "doma…".
+        per_table = max(1, (out.width - max(len(param), 7) - 6) // 10)
+        for kind in ("all", "domain", "language"):
+            groups = list(dict.fromkeys(r.group for r in shown if r.group.split("=")[0] == kind))
+            for i in range(0, len(groups), per_table):
+                chunk = groups[i:i + per_table]
+                table = Table(title=f"{filter_name}: pass rate by {param}" + ("" if kind == "all" else f", per {kind}"))
+                table.add_column(param, justify="right", no_wrap=True)
+                for g in chunk:
+                    n = next(r.traces for r in shown if r.group == g)
+                    table.add_column(f"{g.partition('=')[2] or g}\nn={n:,}", justify="right", overflow="fold")
+                for v in values:
+                    table.add_row(f"{v:g}", *[f"{cells[(v, g)].pass_rate:.1%}" if (v, g) in cells else "" for g in chunk])
+                out.print(table)
+        current, margin = margin_traces(ws, load_config(config_path), filter_name, param, values)
+        here = f" (configured {param} = {current:g})" if current is not None else ""
+        out.print(f"at the margin{here}: traces whose decision flips between adjacent values, nearest first")
+        for m in margin:
+            out.print(f"  {m.trace_id}  {m.domain or '-'}/{m.language or '-'}  flips between {m.flip[0]:g} and "
+                      f"{m.flip[1]:g}; fails with {m.reason}", soft_wrap=True)
+        if not margin:
+            out.print("  none: no trace changes its decision within this sweep")
+        elif margin[0].reason:
+            out.print(f"  see them: dataengine sample --reason {margin[0].reason} --filter {filter_name}")
     if plot:
         path = plot_sweep(rows, filter_name, param, ws.artifacts / f"tune_{filter_name}_{param}.png")
         console.print(f"plot: {path}")

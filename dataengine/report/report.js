@@ -93,8 +93,9 @@
       r.append(s("title", {}, `${fmt(edges[i])}–${fmt(edges[i + 1])}: ${fmt(v)}`));
       svg.append(r);
     }));
-    for (const i of [0, Math.floor(n / 2), n]) {
-      svg.append(s("text", { x: pad + i * bw, y: height + 14, "text-anchor": "middle" }, fmt(Math.round(edges[i]))));
+    // first and last labels anchored inward, so "5,200" is not cut at the edges of the chart
+    for (const [i, anchor] of [[0, "start"], [Math.floor(n / 2), "middle"], [n, "end"]]) {
+      svg.append(s("text", { x: pad + i * bw, y: height + 14, "text-anchor": anchor }, fmt(Math.round(edges[i]))));
     }
     svg.append(s("text", { x: 2, y: 12 }, fmt(max)));
     return h("div", {}, legend(names), svg);
@@ -260,8 +261,12 @@
     const charts = [];
     state.forEach((st, i) => {
       const vals = sample.map((t) => (t.f[st.filter] ? t.f[st.filter][2][st.score] : undefined)).filter((v) => v != null);
-      const lo = Math.min(...vals), hi = Math.max(...vals);
-      const step = hi > lo ? (hi - lo) / 200 : 1;
+      let lo = Math.min(...vals), hi = Math.max(...vals);
+      if (vals.length && hi === lo) {  // every sampled score equal: sweep around it, so the step at that value shows
+        const d = Math.abs(lo) * 0.5 || 1;
+        lo -= d; hi += d;
+      }
+      const step = (hi - lo) / 200;
       if (st.value == null) st.value = st.op === ">=" ? lo : hi;
       st.active = st.reasons.length > 0;
       const out = h("span", { class: "val" });

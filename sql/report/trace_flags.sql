@@ -6,7 +6,8 @@ select
     t.trace_id,
     t.prompt_id,
     coalesce(t.domain, p.domain, 'unknown') as domain,
-    coalesce(t.language, p.language, 'unknown') as language,
+    -- untagged traces take the language the language-mixing filter detected (its target language)
+    coalesce(t.language, p.language, f.detected, 'unknown') as language,
     length(t.completion) as completion_chars,
     t.completion_tokens,
     f.n_filters,
@@ -20,7 +21,8 @@ select
 from traces t
 left join prompts p using (prompt_id)
 left join (
-    select trace_id, count(*) as n_filters, bool_and(passed) as all_passed
+    select trace_id, count(*) as n_filters, bool_and(passed) as all_passed,
+           any_value(nullif(scores->>'target_language', '')) filter (where filter = 'language_mixing') as detected
     from filter_results group by trace_id
 ) f using (trace_id)
 left join (

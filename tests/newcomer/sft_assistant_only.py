@@ -24,10 +24,13 @@ args = SFTConfig(output_dir=str(work / "sft"), max_steps=2, per_device_train_bat
                  report_to=[], use_cpu=True, logging_steps=1, save_strategy="no", dataloader_num_workers=0)
 trainer = SFTTrainer(model=str(model_dir), args=args, train_dataset=ds)
 row = trainer.train_dataset[0]
-mask = row["assistant_masks"]
+# TRL folds the assistant mask into `labels` (-100 where no loss), or keeps `assistant_masks`
+mask = [int(x != -100) for x in row["labels"]] if "labels" in row else row["assistant_masks"]
 tok = AutoTokenizer.from_pretrained(model_dir)
 learned = tok.decode([i for i, m in zip(row["input_ids"], mask) if m])
+assistant = next(m["content"] for m in reversed(ds[0]["messages"]) if m["role"] == "assistant")
 result = trainer.train()
 print(json.dumps({"dataengine": dataengine.__file__, "rows": ds.num_rows, "columns": ds.column_names,
                   "masked": int(sum(mask)), "tokens": len(mask), "learned_head": learned[:80],
+                  "learned_is_assistant": learned.startswith(assistant[:40]) and learned.endswith("<|im_end|>"),
                   "loss": result.training_loss, "steps": result.global_step}))

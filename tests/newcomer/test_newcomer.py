@@ -71,4 +71,5 @@ def test_install_run_the_quickstart_elsewhere_and_train_on_the_export_with_trl(t
     assert figures["dataengine"].startswith(str(venv)), figures
     assert figures["rows"] == 150 and "messages" in figures["columns"]
     assert 0 < figures["masked"] < figures["tokens"]  # the prompt carries no loss, the answer does
+    assert figures["learned_is_assistant"], figures["learned_head"]
     assert figures["steps"] == 2 and figures["loss"] == figures["loss"] and figures["loss"] > 0  # finite
