@@ -129,8 +129,8 @@ def tune(ctx: click.Context, filter_name: str, sweep_spec: str, config_path: Pat
         here = f" (configured {param} = {current:g})" if current is not None else ""
         out.print(f"at the margin{here}: traces whose decision flips between adjacent values, nearest first")
         for m in margin:
-            out.print(f"  {m.trace_id}  {m.domain or '-'}/{m.language or '-'}  flips between {m.flip[0]:g} and "
-                      f"{m.flip[1]:g}; fails with {m.reason}", soft_wrap=True)
+            out.print(f"  {m.trace_id}  {m.domain or '-'}/{m.language or '-'}", soft_wrap=True)
+            out.print(f"    flips between {m.flip[0]:g} and {m.flip[1]:g}; fails with {m.reason}", soft_wrap=True)
         if not margin:
             out.print("  none: no trace changes its decision within this sweep")
         elif margin[0].reason:
