@@ -208,7 +208,8 @@ def training_section(ecfg: ExportConfig, files: dict[str, list[str]]) -> list[st
     data = "data_files='data/*.parquet'" if "parquet" in files else "data_files='jsonl/*.jsonl'"
     if ecfg.chat_template:
         flag = "--assistant_only_loss" if ecfg.layout == "messages" else "--completion_only_loss"
-        lines += [f"- TRL: `trl sft --model_name_or_path MODEL --dataset_name {'parquet' if 'parquet' in files else 'json'} "
+        folder = "data" if "parquet" in files else "jsonl"
+        lines += [f"- TRL, from this folder: `trl sft --model_name_or_path MODEL --dataset_name {folder} "
                   f"{flag} --chat_template_path chat_template.jinja` (the {ecfg.chat_template} template with "
                   "`{% generation %}` markers, so only assistant tokens carry loss), or "
                   f"`SFTTrainer(train_dataset=load_dataset(..., {data}), args=SFTConfig({flag[2:]}=True, "
