@@ -75,3 +75,22 @@ def test_init_example_copies_the_packaged_quickstart(tmp_path, monkeypatch):
     (tmp_path / "examples" / "quickstart.yaml").write_text("pipeline: rejection_sampling\n")
     r = CliRunner().invoke(cli, ["--workspace", "ws", "init", "--example", "quickstart"])
     assert "existing kept" in r.output and (tmp_path / "examples" / "quickstart.yaml").read_text() == "pipeline: rejection_sampling\n"
+
+
+def test_progress_totals_are_what_the_stages_then_process(tmp_path, shared_data):
+    """The bars' totals come from the stages' own candidate queries: counted first, they equal the
+    traces the stage then decides (first run, rerun with nothing new, --rescore)."""
+    from dataengine.cli.filter import _filter_total
+    from dataengine.config import load_config
+    from dataengine.filter_stage import run_filter
+    from dataengine.store import Workspace
+
+    runner = CliRunner()
+    ws_dir = str(tmp_path / "ws")
+    assert _ingest(runner, ws_dir, shared_data).exit_code == 0
+    ws = Workspace.open(ws_dir)
+    cfg = load_config(None)
+    for kwargs in ({}, {}, {"rescore": True}, {"only": "format", "rethreshold": True}):
+        total = _filter_total(ws, cfg, kwargs.get("only"), kwargs.get("rethreshold", False),
+                              kwargs.get("rescore", False), None)
+        assert total == run_filter(ws, cfg, **kwargs)["in"], kwargs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,7 +53,7 @@ def filter_cmd(ctx: click.Context, config_path: Path | None, only: str | None, r
     if processes is not None:
         cfg.sections["filter"] = apply_overrides(cfg.section("filter"), {"processes": processes})
     ws = workspace_from(ctx)
-    with progress_bar("filter", None) as update:
+    with progress_bar("filter", _filter_total(ws, cfg, only, rethreshold, rescore, limit)) as update:
         res = run_filter(ws, cfg, only=only, rethreshold=rethreshold, rescore=rescore, limit=limit, progress=update)
     if as_json:
         echo_result("filter", res, True)
@@ -66,6 +67,24 @@ def filter_cmd(ctx: click.Context, config_path: Path | None, only: str | None, r
         click.echo(f"  {n:>8}  {key}")
     if res["in"]:
         console.print("[dim]funnel: dataengine sql \"select * from filter_funnel\"[/]")
+
+
+def _filter_total(ws: Any, cfg: Any, only: str | None, rethreshold: bool, rescore: bool, limit: int | None) -> int:
+    """Traces the filter run will decide: the same selection the stage streams, counted first."""
+    from dataengine.filter_stage import _pending_sql
+
+    names = [only] if only else list(cfg.section("filter").filters)
+    if rethreshold:
+        sql, params = ("select count(distinct trace_id) from filter_results where list_contains($names, filter)",
+                       {"names": names})
+    else:
+        sql, params = f"select count(*) from ({_pending_sql(rescore)})", ({} if rescore else {"names": names})
+    con = ws.connect()
+    try:
+        total = con.execute(sql, params).fetchall()[0][0]
+    finally:
+        con.close()
+    return min(total, limit) if limit else total
 
 
 @cli.command()

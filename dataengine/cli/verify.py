@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dataengine.cli._common import cli, echo_result, json_option, user_errors, workspace_from
+from dataengine.cli._common import cli, echo_result, json_option, progress_bar, user_errors, workspace_from
 from dataengine.config import load_config
 
 
@@ -39,13 +39,22 @@ def verify(
           --judge-base-url http://gpu-node:8000/v1
       dataengine sql "select verifier, verdict, count(*) from verifications group by all"
     """
+    from dataengine import sqlfiles
     from dataengine.verify.stage import run_verify
 
     cfg = load_config(config_path)
-    counts = run_verify(
-        workspace_from(ctx), cfg, redo=redo, math_workers=math_workers, judge_engine=judge_engine,
-        judge_model=judge_model, judge_base_url=judge_base_url, allow_unisolated=allow_unisolated,
-    )
+    ws = workspace_from(ctx)
+    con = ws.connect()
+    try:  # the stage's own candidate query, counted: the bar's total
+        total = con.execute(f"select count(*) from ({sqlfiles.load('verify/candidates')})", {"redo": redo}).fetchall()[0][0]
+    finally:
+        con.close()
+    with progress_bar("verify", total) as update:
+        counts = run_verify(
+            ws, cfg, redo=redo, math_workers=math_workers, judge_engine=judge_engine,
+            judge_model=judge_model, judge_base_url=judge_base_url, allow_unisolated=allow_unisolated,
+            progress=update,
+        )
     echo_result("verify", counts, as_json)
 
 
