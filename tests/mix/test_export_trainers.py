@@ -79,6 +79,24 @@ def test_chat_template_masks_exactly_the_assistant_turns(two_layouts):
     assert multi > 0, "the sample has multi-turn rows (ShareGPT)"
 
 
+def test_llama3_training_template_masks_the_assistant_turns_too(two_layouts):
+    import datasets
+
+    from dataengine.chat_templates import TRAINING_TEMPLATES
+    from dataengine.tinymodel import build_tokenizer
+
+    _, msgs, _ = two_layouts
+    tok = build_tokenizer("llama3")
+    template = TRAINING_TEMPLATES["llama3"]
+    for row in datasets.load_from_disk(str(Path(msgs["out_dir"]) / "hf"))["train"].select(range(30)):
+        out = tok.apply_chat_template(row["messages"], chat_template=template, return_dict=True,
+                                      return_assistant_tokens_mask=True)
+        learned = tok.decode([i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+        assert learned == "".join(m["content"].strip() + "<|eot_id|>" for m in row["messages"] if m["role"] == "assistant")
+        assert tok.apply_chat_template(row["messages"], chat_template=template, tokenize=False) == \
+            tok.apply_chat_template(row["messages"], tokenize=False)
+
+
 def test_llamafactory_dataset_info_points_at_sharegpt_files(two_layouts):
     _, msgs, _ = two_layouts
     folder = Path(msgs["out_dir"])
