@@ -94,3 +94,18 @@ def test_progress_totals_are_what_the_stages_then_process(tmp_path, shared_data)
         total = _filter_total(ws, cfg, kwargs.get("only"), kwargs.get("rethreshold", False),
                               kwargs.get("rescore", False), None)
         assert total == run_filter(ws, cfg, **kwargs)["in"], kwargs
+
+
+def test_run_names_a_missing_input_file_in_one_line_before_prefect_starts(tmp_path):
+    import shutil
+
+    from dataengine import example_files
+
+    cfg = tmp_path / "quickstart.yaml"
+    shutil.copy(example_files.root() / "quickstart.yaml", cfg)  # without the data files beside it
+    r = CliRunner().invoke(cli, ["--workspace", str(tmp_path / "ws"), "run", str(cfg)])
+    assert r.exit_code == 2
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: {cfg}: run.non_reasoning[0].path: {tmp_path / 'non_reasoning_sample.jsonl'}: "
+                      "no such file (and 2 more)"], r.output
+    assert not (tmp_path / "ws").exists()

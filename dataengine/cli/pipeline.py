@@ -15,6 +15,19 @@ from dataengine.config import load_config
 from dataengine.pipeline import PIPELINES
 
 
+def missing_inputs(cfg) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(field, path) of the input files a pipeline config names that do not exist (paths are
+    already resolved against the config's folder)."""
+    run, decon, demo = cfg.section("run"), cfg.section("decontaminate"), cfg.section("demo_prompts")
+    named = [(f"run.prompts[{i}].path", p.path) for i, p in enumerate(run.prompts)]
+    named += [(f"run.non_reasoning[{i}].path", p.path) for i, p in enumerate(run.non_reasoning)]
+    named += [(f"decontaminate.benchmarks.{k}.path", b.path) for k, b in decon.benchmarks.items()]
+    if demo.benchmark_path:
+        named.append(("demo_prompts.benchmark_path", demo.benchmark_path))
+    # hub datasets (org/name) are not files; only paths that look local are checked
+    return [(f, p) for f, p in named if not Path(p).exists() and (p.startswith((".", "/")) or Path(p).suffix)]
+
+
 def prefect_defaults(ui: bool = False) -> None:
     """Settings for Prefect on this machine, unless the user set them: no telemetry, and enough
     time for the ephemeral API to start on a loaded 2-core machine (its default is 20 s). The UI is
@@ -52,6 +65,10 @@ def run_cmd(ctx: click.Context, config_path: Path, pipeline: str | None, steps: 
         raise click.UsageError(f"{config_path}: no `pipeline:` in the config; pass --pipeline {{{','.join(PIPELINES)}}}")
     if name not in PIPELINES:
         raise click.UsageError(f"{config_path}: unknown pipeline {name!r}; known: {', '.join(PIPELINES)}")
+    missing = missing_inputs(cfg)
+    if missing:  # one line now, not a stage failure inside 200 lines of flow logs later
+        raise click.UsageError(f"{config_path}: {missing[0][0]}: {missing[0][1]}: no such file"
+                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     prefect_defaults()
     from flows.pipelines import PIPELINE_FLOWS
 
