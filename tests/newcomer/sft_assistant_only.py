@@ -29,8 +29,10 @@ mask = [int(x != -100) for x in row["labels"]] if "labels" in row else row["assi
 tok = AutoTokenizer.from_pretrained(model_dir)
 learned = tok.decode([i for i, m in zip(row["input_ids"], mask) if m])
 assistant = next(m["content"] for m in reversed(ds[0]["messages"]) if m["role"] == "assistant")
+user = next(m["content"] for m in ds[0]["messages"] if m["role"] == "user")
 result = trainer.train()
 print(json.dumps({"dataengine": dataengine.__file__, "rows": ds.num_rows, "columns": ds.column_names,
                   "masked": int(sum(mask)), "tokens": len(mask), "learned_head": learned[:80],
-                  "learned_is_assistant": learned.startswith(assistant[:40]) and learned.endswith("<|im_end|>"),
+                  # the loss starts at the assistant turn (rows longer than max_length are cut before its end)
+                  "learned_is_assistant": learned[:60] == assistant[:60] and user[:40] not in learned,
                   "loss": result.training_loss, "steps": result.global_step}))

@@ -37,6 +37,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)  # wheel build, a quickstart and TRL training on a loaded 2-core box
 def test_install_run_the_quickstart_elsewhere_and_train_on_the_export_with_trl(tmp_path):
     env = _clean_env(tmp_path)
     # 1. a wheel, built from a copy of the sources (the build writes build/ beside its input)
