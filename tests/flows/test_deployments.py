@@ -30,3 +30,22 @@ def test_prefect_yaml_deployments_resolve_to_flows_and_configs():
     assert nightly["schedules"][0]["cron"] == "0 2 * * *"
     assert nightly["parameters"]["steps"][0] == "filter" and nightly["parameters"]["steps"][-1] == "export"
     assert {"quickstart", "gpu-vllm", "cold-start", "nightly-refilter-export"} <= names
+
+
+def test_served_names_never_collide_with_prefect_yaml_and_work_from_any_directory(tmp_path, monkeypatch):
+    """`dataengine serve` with no --config serves the packaged quickstart from any directory, as
+    `serve-…` deployments: `prefect.yaml`'s `rejection_sampling/quickstart` is never overwritten."""
+    from dataengine import example_files
+    from flows.deployments import deployments_for
+
+    monkeypatch.chdir(tmp_path)
+    served = deployments_for(example_files.root() / "quickstart.yaml", cron="0 2 * * *")
+    names = {d.name for d in served}
+    assert names == {"serve-quickstart", "serve-nightly-refilter-quickstart"}
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert not names & {d["name"] for d in spec["deployments"]}
+    assert "pull" not in spec, "no pull step: `prefect deploy` records the checkout, no env variable needed"
+    assert "DATAENGINE_HOME" not in (ROOT / "prefect.yaml").read_text()
+    # the served config's data files resolve next to it, not in the current directory
+    cfg = load_config(served[0].parameters["config"])
+    assert all(Path(s.path).is_file() for s in cfg.section("run").non_reasoning)
