@@ -144,10 +144,11 @@ def export(ctx: click.Context, config_path: Path | None, out_dir: Path, mix_id: 
               help="Categories to augment (repeatable; default writing, factual_qa, translation).")
 @click.option("--limit", type=int, help="Augment at most this many traces.")
 @click.option("--max-tokens", type=int, default=1024, show_default=True, help="Token budget of one chain of thought.")
+@json_option
 @click.pass_context
 @user_errors
 def augment_cot(ctx: click.Context, engine_name: str, engine_arg: tuple[str, ...], categories: tuple[str, ...],
-                limit: int | None, max_tokens: int) -> None:
+                limit: int | None, max_tokens: int, as_json: bool) -> None:
     """Give non-reasoning rows of chosen categories a short chain of thought, written by an engine.
 
     Trivial queries ("hello") are never augmented. The new traces keep the original answer after a
@@ -165,4 +166,4 @@ def augment_cot(ctx: click.Context, engine_name: str, engine_arg: tuple[str, ...
     with engine:
         out = run_augment(workspace_from(ctx), engine, list(categories) or ("writing", "factual_qa", "translation"),
                           limit=limit, max_tokens=max_tokens)
-    click.echo(json.dumps(out, indent=2))
+    echo_result("augment-cot", out, as_json)

@@ -98,6 +98,6 @@ def test_augmentation_with_the_simulated_engine_and_the_cli(ws, shared_data):
         assert cot.strip() and "</think>" not in cot and "\\boxed" not in cot.split("\n")[0]
 
     r = CliRunner().invoke(cli, ["--workspace", str(ws.root), "augment-cot", "--engine", "simulated",
-                                 "--category", "writing", "--limit", "5"])
+                                 "--category", "writing", "--limit", "5", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["todo"] == 5
