@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -51,7 +52,8 @@ def test_tune_prints_pass_rates_per_step_and_group_and_writes_a_plot(ws):
     assert {x["group"] for x in rows} >= {"all", "domain=math"}
     assert (Path(ws) / "artifacts" / "tune_readability_max_paragraph_words.png").stat().st_size > 5000
     r = CliRunner().invoke(cli, ["--workspace", ws, "tune", "language_mixing", "--sweep", "max_foreign_script_words=0:4:4", "--no-plot"])
-    assert r.exit_code == 0 and "language=en" in r.output
+    # one table per grouping: the language table's title names it, its columns are the languages
+    assert r.exit_code == 0 and "per language" in r.output and re.search(r"┃\s+en ┃", r.output), r.output
     r = CliRunner().invoke(cli, ["--workspace", ws, "tune", "format", "--sweep", "bogus=1:2:1"])
     assert r.exit_code != 0 and "max_completion_chars" in r.output
 

@@ -153,10 +153,10 @@ def test_cli_verify_and_select_and_config_validation(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["--workspace", ws, "ingest", str(src), "--map", "prompt=question", "--map", "completion=response",
                             "--map", "reference_answer=gold", "--domain", "math"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(cli, ["--workspace", ws, "verify"])
+    r = runner.invoke(cli, ["--workspace", ws, "verify", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["by_verdict"]["correct"] == 1
-    r = runner.invoke(cli, ["--workspace", ws, "select", "-k", "2", "--policy", "most_distinct"])
+    r = runner.invoke(cli, ["--workspace", ws, "select", "-k", "2", "--policy", "most_distinct", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["out"] == 1, r.output
     with pytest.raises(ConfigError, match="policies.math"):
         load_config_dict({"verify": {"policies": {"math": "vote"}}})
