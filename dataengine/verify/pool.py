@@ -70,7 +70,9 @@ def _start_forkserver(func_path: str, init_path: str | None) -> None:
         if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
             return
         modules = [p.partition(":")[0] for p in (func_path, init_path) if p]
-        mp.get_context("forkserver").set_forkserver_preload([*modules, "dataengine.verify._pool_preload"])
+        # '__main__' first, as multiprocessing's default: imported once in the server, so workers
+        # do not each re-run the main module's imports (as spawn would).
+        mp.get_context("forkserver").set_forkserver_preload(["__main__", *modules, "dataengine.verify._pool_preload"])
         old = os.environ.get(PRELOAD_ENV)
         os.environ[PRELOAD_ENV] = init_path or ""
         try:
