@@ -49,8 +49,9 @@ def memory_bytes(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def _text_bytes(table: pa.Table | pa.RecordBatch, columns: tuple[str, ...]) -> int:
-    return sum(int(pc.sum(pc.binary_length(table.column(c))).as_py() or 0) for c in columns)
+def _text_bytes(table: pa.Table, columns: tuple[str, ...], rows: np.ndarray) -> int:
+    """Bytes of text in `columns` of the given rows of `table`."""
+    return sum(int(pc.fill_null(pc.binary_length(table.column(c)), 0).to_numpy()[rows].sum()) for c in columns)
 
 
 class _Partitions:
@@ -67,8 +68,8 @@ class _Partitions:
     def _path(self, p: int) -> Path:
         return self.tmp_dir / f"{self.kind}-{p:05d}.arrow"
 
-    def add(self, out_idx: np.ndarray, rows: pa.Table) -> None:
-        """`rows[i]` belongs at output position `out_idx[i]`."""
+    def add(self, out_idx: np.ndarray, table: pa.Table, src: np.ndarray) -> None:
+        """`table` row `src[i]` belongs at output position `out_idx[i]` (one copy per text)."""
         if not len(out_idx):
             return
         part = out_idx // self.rows_per_part
@@ -77,7 +78,7 @@ class _Partitions:
         bounds = np.flatnonzero(np.diff(part_sorted)) + 1
         for chunk in np.split(order, bounds):
             p = int(part[chunk[0]])
-            piece = rows.take(pa.array(chunk)).append_column("out_idx", pa.array(out_idx[chunk], pa.int64()))
+            piece = table.take(pa.array(src[chunk])).append_column("out_idx", pa.array(out_idx[chunk], pa.int64()))
             if self.count == 1:
                 self._mem.setdefault(p, []).append(piece)
                 continue
@@ -160,18 +161,18 @@ def ordered_rows(con: Any, mix_id: str, batch_rows: int, part_bytes: int, tmp_di
         trace_schema = None
         for batch in reader:
             src, out = _scatter(trace_keys, trace_starts, trace_order, batch.column("trace_id"))
-            rows = pa.Table.from_batches([batch]).select(list(_TRACE_TEXT)).take(pa.array(src))
+            rows = pa.Table.from_batches([batch]).select(list(_TRACE_TEXT))
             if traces is None:
                 if not len(src):
                     continue
                 # Partition size from the first texts seen (x2: later rows may run longer, and the
                 # prompts add to each partition).
-                per_row = 2 * _text_bytes(rows, _TRACE_TEXT) / len(src) + 1
+                per_row = 2 * _text_bytes(rows, _TRACE_TEXT, src) / len(src) + 1
                 rpp = max(1, min(n, int(part_bytes / per_row)))
                 traces = _Partitions("trace", n, rpp, tmp_dir)
                 prompts = _Partitions("prompt", n, rpp, tmp_dir)
             trace_schema = rows.schema.append(pa.field("out_idx", pa.int64()))
-            traces.add(out, rows)
+            traces.add(out, rows, src)
         if traces is None or prompts is None:
             raise RuntimeError(f"export: none of the {n} traces of mix {mix_id!r} has its text in the store")
         traces.close_writers()
@@ -179,9 +180,9 @@ def ordered_rows(con: Any, mix_id: str, batch_rows: int, part_bytes: int, tmp_di
         prompt_schema = None
         for batch in reader:
             src, out = _scatter(prompt_keys, prompt_starts, prompt_order, batch.column("prompt_id"))
-            rows = pa.Table.from_batches([batch]).select(["prompt"]).take(pa.array(src))
+            rows = pa.Table.from_batches([batch]).select(["prompt"])
             prompt_schema = rows.schema.append(pa.field("out_idx", pa.int64()))
-            prompts.add(out, rows)
+            prompts.add(out, rows, src)
         prompts.close_writers()
         for p in range(traces.count):
             t = traces.take(p, trace_schema)

@@ -221,3 +221,21 @@ def test_memory_sizes_parse_like_duckdb_settings():
     assert memory_bytes("2GB") == 2 * 10**9 and memory_bytes("512 MiB") == 512 << 20
     with pytest.raises(ValueError, match="not a memory size"):
         memory_bytes("lots")
+
+
+def test_a_trace_stored_twice_stops_the_export_with_a_clear_error(pool, tmp_path):
+    import shutil
+
+    from dataengine.mix.ordered_rows import ordered_rows
+
+    cfg = load_config_dict({"mix": {"reasoning": 50, "non_reasoning": 10}})
+    mix = run_mix(pool, cfg, seed=2)
+    for shard in [p for p in pool.shards("traces") if not p.name.startswith("_")]:
+        shutil.copy(shard, shard.with_name("copy-" + shard.name))  # every trace stored twice
+    con = pool.connect()
+    try:
+        with pytest.raises(RuntimeError, match=r"text of mix row \d+ is stored twice"):
+            list(ordered_rows(con, mix["mix_id"], 64, 1 << 30, tmp_path / "sort"))
+    finally:
+        con.close()
+    assert not (tmp_path / "sort").exists()
