@@ -180,3 +180,11 @@ def test_r1_length_samples_stay_clean_and_correct():
 def test_unknown_length_is_rejected():
     with pytest.raises(ValueError, match="length must be one of"):
         SimulatedEngine(length="huge")
+
+
+def test_generate_config_passes_the_length_to_the_engine():
+    from dataengine.config import load_config_dict
+
+    gc = load_config_dict({"generate": {"simulated": {"length": "r1"}}}).section("generate")
+    eng = get_engine(gc.engine, **gc.engine_kwargs())
+    assert isinstance(eng, SimulatedEngine) and eng.length == "r1"
