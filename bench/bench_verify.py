@@ -1,7 +1,10 @@
 """Verification throughput: math verifications/s against Math-Verify called directly, scaling from
 one to two workers, and sandbox executions/s against a plain (unisolated) subprocess.
 
-Pairs: the long Sky-T1 traces (AIME/AMC chains of thought of 10-60k characters) with their golds.
+Pairs: the long Sky-T1 traces (AIME/AMC chains of thought of 10-60k characters) with their golds,
+every pair distinct: past the 140 real pairs, variant k of a pair adds k to its gold and to the
+last boxed answer of its completion (`unique_pairs`), so no parse or sympy result is reused from
+a cache the way repeated pairs were (which inflated both sides' rates).
 Math-Verify direct = what a reward function usually does: `verify(parse(gold), parse(completion))`
 in one process, on the whole completion. Ours = `MathVerifier(workers=n).verify_batch(pairs)`
 (final answer extracted from the answer part first, each gold parsed once per worker, process pool
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -28,13 +32,55 @@ FILES = (
 )
 
 
+# Golds that stay one expression with "+k" appended (no sets, tuples, intervals, text, relations).
+_SCALAR_GOLD = re.compile(r"^[^,=()\[\]]+$")
+
+
+def _last_boxed(text: str) -> tuple[int, int] | None:
+    """(start, end) of the content of the last \\boxed{...} in `text`, braces balanced."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i = start + len("\\boxed{")
+    depth = 1
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return i, j
+    return None
+
+
+def unique_pairs(base: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    """`n` distinct (gold, completion) pairs: the real ones, then variant k = 1, 2, … of each
+    scalar-gold pair with k added to its gold and to its last boxed answer (equivalence kept)."""
+    pairs = list(dict.fromkeys(base))[:n]
+    # A completion with no boxed answer (cut off, or answered in words) keeps its text: its gold
+    # alone varies, so it still costs what it costs for real (usually an unparseable verdict).
+    varying = [(g, c, _last_boxed(c)) for g, c in pairs if _SCALAR_GOLD.match(g) and "\\text" not in g]
+    k = 0
+    while len(pairs) < n and varying:
+        k += 1
+        for g, c, box in varying:
+            if len(pairs) == n:
+                break
+            if box is None:
+                pairs.append((f"{g}+{k}", c))
+            else:
+                i, j = box
+                pairs.append((f"{g}+{k}", f"{c[:i]}{c[i:j]}+{k}{c[j:]}"))
+    if len(pairs) < n:
+        raise ValueError(f"only {len(pairs)} distinct pairs can be made from these traces")
+    return pairs
+
+
 def make_pairs(path: Path, n: int) -> int:
-    pairs = []
+    base = []
     for name in FILES:
         for line in open(SHARED_DATA / "traces" / "sky_t1" / name, encoding="utf-8"):
             r = json.loads(line)
-            pairs += [(r["gt"], c) for c in r["code"]]
-    pairs = (pairs * (n // len(pairs) + 1))[:n]
+            base += [(r["gt"], c) for c in r["code"]]
+    pairs = unique_pairs(base, n)
+    assert len(set(pairs)) == len(pairs) == n
     path.write_text(json.dumps(pairs))
     return sum(len(c) for _, c in pairs) // max(1, len(pairs))
 
@@ -65,20 +111,14 @@ def main() -> None:
         return run_isolated(f"""
             from dataengine.verify.math import MathVerifier
             pairs = [tuple(p) for p in json.load(open({str(pairs_path)!r}))]
-            def cpu(pids):
-                tot = 0.0
-                for pid in pids:
-                    f = open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()
-                    tot += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-                return tot
-            import os
             with MathVerifier(workers={workers}) as mv:
                 mv.verify_batch([("1", "\\\\boxed{{1}}")] * {workers} * 2)  # start and warm the workers
-                pids = [w.proc.pid for w in mv.pool._workers]
-                T0, C0, W0 = time.perf_counter(), time.process_time(), cpu(pids)
+                # the pool counts its workers' CPU, recycled ones included (they are not our children)
+                T0, C0, W0 = time.perf_counter(), time.process_time(), mv.pool.cpu_seconds()
                 res = mv.verify_batch(pairs)
                 RESULT["seconds"] = time.perf_counter() - T0
-                RESULT["cpu_seconds"] = time.process_time() - C0 + cpu(pids) - W0
+                RESULT["cpu_seconds"] = time.process_time() - C0 + mv.pool.cpu_seconds() - W0
+                RESULT["recycled"] = mv.pool.stats["recycled"]
             RESULT["correct"] = sum(r.verdict == "correct" for r in res)
             RESULT["verdicts"] = {{v: sum(r.verdict == v for r in res) for v in {{r.verdict for r in res}}}}
         """).result

@@ -64,6 +64,7 @@ class SimulatedOptions:
     )
     think_format: str = field(default="think", metadata={"help": "think, or prompt_opened (no opening <think> tag)"})
     latency_s: float = field(default=0.0, metadata={"help": "sleep per request, to imitate generation time in load tests"})
+    length: str = field(default="short", metadata={"help": "short (~1 KB completions) or r1 (R1-length, ~20 KB mean)"})
 
 
 @dataclass

@@ -26,6 +26,13 @@ benchmark_contaminated the prompt itself is a benchmark problem (planted by `dem
                        copied from the request's `prompt_metadata.planted_defects`)
 =====================  =====================================================================
 
+`length="r1"` makes completions R1-length: the reasoning is padded with exploratory paragraphs
+(trial computations with fresh numbers, so the padding is neither repetitive nor duplicated across
+traces) up to a length drawn from `R1_LENGTH`, a lognormal on characters whose spread is fitted to
+the 3,070 real long-CoT traces in ../shared/data/traces (Sky-T1 AIME/AMC/MATH500/Minerva and
+R1-distill/QwQ: sd of log-chars 0.88) and whose mean is R1's SFT-set average, ~20 KB (those real
+traces answer easier benchmark questions: their mean is 5.75 KB, median 3.7 KB).
+
 Output is deterministic per (prompt text, sample index, seed): the generate stage passes the
 sample indices it wants in `request.metadata["sample_indices"]`, so a resumed run writes exactly
 what an uninterrupted one would have.
@@ -100,6 +107,26 @@ _ZH = (
 )
 _LOOP = "Let me reconsider the previous step once more."
 
+# R1-length reasoning, in characters: lognormal(mu, sigma) clipped to [MIN, MAX]. sigma fitted on
+# the real traces (module docstring); mu = ln(20,000) - sigma^2 / 2, so the mean is ~20,000.
+R1_LENGTH = {"mu": 9.516, "sigma": 0.88, "min": 800, "max": 200_000}
+LENGTHS = ("short", "r1")
+# Exploration sentences: a trial computation with fresh numbers and a remark. A number comes at
+# least every four words, so no 5-gram and no sentence opening repeats (real CoT does not loop;
+# the repetition filters must not see one here).
+_TRY = ("Suppose", "Try", "What if", "Consider", "Say", "Testing", "Plugging in", "Checking", "Next,", "Compare",
+        "If instead", "Take", "Maybe", "Or", "Estimate with", "Now")
+_OPS = (("+", lambda a, b: a + b), ("-", lambda a, b: a - b), ("×", lambda a, b: a * b))
+_NOUNS = ("total", "remainder", "difference", "sum", "product", "ratio", "count", "bound", "estimate", "value",
+          "term", "factor", "case", "result", "quantity", "side", "angle", "area", "length", "rate", "price",
+          "distance", "probability", "denominator", "numerator", "coefficient", "root", "exponent")
+_CONNECT = ("so the", "then the", "hmm, the", "and the", "but the", "which makes the", "meaning the", "wait, the",
+            "so my", "hence the", "yet the", "thus the")
+_VERBS = ("would be", "exceeds", "stays below", "becomes", "is off by", "drops to", "matches", "is near",
+          "jumps to", "shifts by", "leaves", "overshoots")
+_CLOSE = ("Back to the main line with", "That narrows it to", "So keep", "Fine, continue from", "Good, note",
+          "Either way, remember", "So the plan holds with")
+
 
 def _estimate_tokens(text: str) -> int:
     return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
@@ -157,6 +184,7 @@ class SimulatedEngine(Engine):
         think_format: `think` writes `<think>…</think>answer`; `prompt_opened` omits the opening
             tag, as when a chat template puts `<think>` in the prompt (R1-distill models).
         latency_s: sleep per request, to imitate generation time (kill tests, load tests).
+        length: `short` (the worked steps only, ~1 KB) or `r1` (padded to R1 length, `R1_LENGTH`).
     """
 
     name = "simulated"
@@ -168,6 +196,7 @@ class SimulatedEngine(Engine):
         defect_rates: dict[str, float] | None = None,
         think_format: str = "think",
         latency_s: float = 0.0,
+        length: str = "short",
     ):
         rates = dict(DEFAULT_DEFECT_RATES if defect_rates is None else defect_rates)
         unknown = set(rates) - set(DEFECTS)
@@ -178,7 +207,10 @@ class SimulatedEngine(Engine):
                 raise ValueError(f"simulated engine: defect rate {k}={v} is not in [0, 1]")
         if think_format not in ("think", "prompt_opened"):
             raise ValueError(f"simulated engine: think_format must be think or prompt_opened, got {think_format!r}")
+        if length not in LENGTHS:
+            raise ValueError(f"simulated engine: length must be one of {', '.join(LENGTHS)}, got {length!r}")
         self.model, self.seed, self.rates, self.think_format = model, seed, rates, think_format
+        self.length = length
         self.latency_s = latency_s
 
     # ------------------------------------------------------------------ interface
@@ -271,6 +303,8 @@ class SimulatedEngine(Engine):
             if rng.random() < 0.5:
                 para += f" {rng.choice(_REFLECTIONS)} {step.split(':')[-1].strip()} {rng.choice(_CONFIRMATIONS)}"
             paragraphs.append(para)
+        if self.length == "r1":
+            paragraphs = _pad_to_r1_length(paragraphs, rng)
         if answer is not None:
             paragraphs.append(f"{rng.choice(_REFLECTIONS)} Going over every step again, each result follows from the one before. So the answer is {answer}.")
         else:
@@ -303,3 +337,29 @@ class SimulatedEngine(Engine):
         else:
             summary = f"Working through the problem step by step gives the result.\n\nThe final answer is $\\boxed{{{answer}}}$."
         return _Sample(f"{head}{reasoning}\n</think>\n\n{summary}", "stop", defects, answer)
+
+
+def _explore(rng: random.Random) -> str:
+    """One exploratory paragraph: a few trial computations with fresh numbers, then a closer."""
+    sentences = []
+    for _ in range(rng.randint(3, 6)):
+        a, b = rng.randint(2, 999), rng.randint(2, 99)
+        sym, op = rng.choice(_OPS)
+        remark = f"{rng.choice(_CONNECT)} {rng.choice(_NOUNS)} {rng.choice(_VERBS)} {rng.randint(2, 9999)}"
+        sentences.append(f"{rng.choice(_TRY)} {a} and {b}: {a} {sym} {b} = {op(a, b)}, {remark}.")
+    sentences.append(f"{rng.choice(_CLOSE)} {rng.randint(2, 9999)}.")
+    return " ".join(sentences)
+
+
+def _pad_to_r1_length(paragraphs: list[str], rng: random.Random) -> list[str]:
+    """Insert exploratory paragraphs between the steps until the reasoning reaches a length
+    drawn from `R1_LENGTH`."""
+    r = R1_LENGTH
+    target = int(min(r["max"], max(r["min"], rng.lognormvariate(r["mu"], r["sigma"]))))
+    total = sum(len(p) + 2 for p in paragraphs)
+    out = list(paragraphs)
+    while total < target:
+        extra = _explore(rng)
+        out.insert(rng.randint(1, len(out)), extra)
+        total += len(extra) + 2
+    return out

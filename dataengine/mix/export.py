@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides
 from dataengine.mix.config import ExportConfig
+from dataengine.mix.ordered_rows import memory_bytes, ordered_rows
 from dataengine.store import Workspace
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -311,11 +312,12 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         con.execute("set memory_limit = $m", {"m": ecfg.duckdb_memory_limit})
         tmp = out / ".duckdb_tmp"
         con.execute("set temp_directory = $t", {"t": str(tmp)})
-        con.execute("set preserve_insertion_order = true")
-        # A relation (con.sql), not a DB-API result: the latter materialises every row before the
-        # first batch, the former streams.
-        reader = con.sql(sqlfiles.load("mix/export_rows"), params={"mix_id": mix_id}).to_arrow_reader(ecfg.batch_rows)
-        for batch in reader:
+        # Mix order comes from sorting keys only; the text scans need no order (ordered_rows.py).
+        con.execute("set preserve_insertion_order = false")
+        # A quarter of the memory limit per partition of text: a partition is copied about three
+        # times on its way to the writers (sorted, joined into messages, encoded).
+        part_bytes = memory_bytes(ecfg.duckdb_memory_limit) // 4
+        for batch in ordered_rows(con, mix_id, ecfg.batch_rows, part_bytes, tmp / "sort"):
             table, copies = build_batch(batch, ecfg.system_prompt)
             if (copies != 1).any():  # upsampled rows: repeat them in place
                 table = table.take(pa.array(np.repeat(np.arange(table.num_rows), copies)))

@@ -1,5 +1,7 @@
 -- The rows of one mix (latest run of $mix_id) with everything the export writes, in mix order.
--- Verdicts are folded into one JSON object {verifier: verdict} per trace.
+-- Reference definition only: sorting rows that carry 20 KB texts runs DuckDB out of memory at
+-- R1 scale, so the export streams export_keys.sql + the text scans instead (mix/export.py
+-- `ordered_rows`), and a test checks that both give the same rows in the same order.
 select m.position, m.copies, m.bucket, m.domain, m.reason,
        t.trace_id, t.prompt_id, t.source, p.prompt, t.reasoning, t.answer,
        t.prompt_tokens, t.completion_tokens,

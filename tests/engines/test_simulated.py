@@ -113,3 +113,78 @@ def test_bad_defect_rates_are_rejected():
         SimulatedEngine(defect_rates={"typo": 0.1})
     with pytest.raises(ValueError, match="not in"):
         SimulatedEngine(defect_rates={"wrong_answer": 2})
+
+
+R1_STYLE_TRACES = {  # long-CoT traces in ../shared/data/traces (the short-CoT baselines left out)
+    "sky_t1": ["aime24__Sky-T1-math-correct-5K-32B-ckpt140.jsonl", "aime24__Sky-T1-math-reflection-1.0-32B.jsonl",
+               "amc23__Sky-T1-math-correct-5K-14B.jsonl", "amc23__Sky-T1-math-corrupt-0.5-32B.jsonl",
+               "math500__Sky-T1-math-correct-5K-27B.jsonl", "minerva__Sky-T1-math-wrong-5K-27B.jsonl"],
+    "thinking_llms_interp": ["r1distill_qwq_benchmark_traces.jsonl"],
+}
+
+
+def test_r1_length_spread_is_fitted_to_the_real_traces_and_the_mean_is_r1s(shared_data):
+    import json
+    import math
+
+    import numpy as np
+
+    from dataengine.engines.simulated import R1_LENGTH
+
+    real = []
+    for folder, names in R1_STYLE_TRACES.items():
+        for name in names:
+            for line in open(shared_data / "traces" / folder / name, encoding="utf-8"):
+                r = json.loads(line)
+                real += [len(c) for c in r["code"]] if "code" in r else [len(r["response"])]
+    assert len(real) == 3070
+    assert abs(np.log(real).std() - R1_LENGTH["sigma"]) < 0.01
+    assert abs(math.exp(R1_LENGTH["mu"] + R1_LENGTH["sigma"] ** 2 / 2) - 20_000) < 200
+
+    eng = SimulatedEngine(defect_rates={}, length="r1")
+    reqs = [GenerationRequest(p.prompt_id, prompt=p.prompt, params=SamplingParams(n=2, max_tokens=1 << 20))
+            for p in demo_prompts(150, seed=4)]
+    lengths = [len(c.text) for res in eng.generate(reqs) for c in res.completions]
+    assert 16_000 < np.mean(lengths) < 24_000  # R1's ~20 KB, from 300 draws of a heavy-tailed lognormal
+    assert abs(np.log(lengths).std() - R1_LENGTH["sigma"]) < 0.15
+
+
+def test_r1_length_samples_stay_clean_and_correct():
+    """The padding must not look like a defect: clean R1-length samples pass readability (no
+    repetition, no wall of text) and still box the exact answer after a closed think block."""
+    from dataengine.verify.math import grade_math
+    from filters import readability
+    from filters.base import FilterInput
+
+    eng = SimulatedEngine(defect_rates={}, length="r1")
+    reqs = _requests(40, 2, seed=6)
+    for req in reqs:
+        req.params = SamplingParams(n=2, max_tokens=1 << 20)
+    texts, truths = [], []
+    for req, res in zip(reqs, eng.generate(reqs)):
+        truth = solve(req.messages[0]["content"]).answer
+        for c in res.completions:
+            s = split_completion(c.text, "think")
+            assert s.think_closed and f"\\boxed{{{truth}}}" in s.answer and c.finish_reason == "stop"
+            assert grade_math(truth, s.answer).verdict == "correct"
+            texts.append(c.text)
+            truths.append(truth)
+    scores = readability.score([FilterInput(completion=t, domain="math") for t in texts])
+    reasons = [readability.decide(sc, readability.ReadabilityThresholds())[1] for sc in scores]
+    assert reasons == [None] * len(texts)
+    # and the same request gives the same text
+    again = eng.generate(reqs[:1])[0].completions[0].text
+    assert again == texts[0]
+
+
+def test_unknown_length_is_rejected():
+    with pytest.raises(ValueError, match="length must be one of"):
+        SimulatedEngine(length="huge")
+
+
+def test_generate_config_passes_the_length_to_the_engine():
+    from dataengine.config import load_config_dict
+
+    gc = load_config_dict({"generate": {"simulated": {"length": "r1"}}}).section("generate")
+    eng = get_engine(gc.engine, **gc.engine_kwargs())
+    assert isinstance(eng, SimulatedEngine) and eng.length == "r1"

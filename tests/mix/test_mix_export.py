@@ -170,3 +170,73 @@ def test_an_empty_mix_exports_an_empty_loadable_dataset(pool, tmp_path):
     out = run_export(pool, load_config_dict({}), tmp_path / "out", mix_id="empty")
     assert out["total_rows"] == 0
     assert datasets.load_from_disk(str(tmp_path / "out" / "hf"))["train"].num_rows == 0
+
+
+@pytest.mark.parametrize("part_bytes", [200_000, 1 << 40])
+def test_streamed_rows_equal_the_sorted_reference_query(exported, tmp_path, part_bytes):
+    """Keys sorted, texts scanned and spilled by range (200 kB: dozens of LZ4 partitions; 1 TiB:
+    one in-memory partition): the same rows in the same order as sorting the joined rows."""
+    import pyarrow as pa
+
+    from dataengine import sqlfiles
+    from dataengine.mix.ordered_rows import ROW_COLUMNS, ordered_rows
+
+    ws, mix, _, _ = exported
+    con = ws.connect()
+    try:
+        ref = con.sql(sqlfiles.load("mix/export_rows"), params={"mix_id": mix["mix_id"]}).arrow()
+        ref = ref.read_all() if hasattr(ref, "read_all") else ref
+        batches = list(ordered_rows(con, mix["mix_id"], 50, part_bytes, tmp_path / "sort"))
+    finally:
+        con.close()
+    got = pa.Table.from_batches(batches)
+    assert tuple(got.column_names) == ROW_COLUMNS == tuple(ref.column_names)
+    assert got.num_rows == ref.num_rows == len(_expected_rows(ws, mix["mix_id"]))
+    assert max(b.num_rows for b in batches) <= 50
+    for c in ROW_COLUMNS:
+        assert got.column(c).to_pylist() == ref.column(c).to_pylist(), c
+    assert not (tmp_path / "sort").exists()  # spilled partitions are removed
+
+
+def test_a_prompt_shared_by_several_rows_reaches_every_one_of_them(exported):
+    import numpy as np
+    import pyarrow as pa
+
+    from dataengine.mix.ordered_rows import _grouping, _scatter
+
+    ws = exported[0]
+    # every trace's prompt id: R1-distill and QwQ answer the same questions, so ids repeat
+    row_pids = [r[0] for r in ws.query("select prompt_id from traces order by trace_id").fetchall()]
+    assert len(set(row_pids)) < len(row_pids)
+    keys, starts, order = _grouping(pa.array(row_pids))
+    scanned = pa.array(sorted(set(row_pids))[::-1] + ["not-in-the-mix"])  # storage order differs
+    src, out = _scatter(keys, starts, order, scanned)
+    assert sorted(out.tolist()) == list(range(len(row_pids)))  # every row once
+    assert [scanned[int(i)].as_py() for i in src] == [row_pids[int(o)] for o in out]
+    assert np.all(src < len(scanned) - 1)
+
+
+def test_memory_sizes_parse_like_duckdb_settings():
+    from dataengine.mix.ordered_rows import memory_bytes
+
+    assert memory_bytes("2GB") == 2 * 10**9 and memory_bytes("512 MiB") == 512 << 20
+    with pytest.raises(ValueError, match="not a memory size"):
+        memory_bytes("lots")
+
+
+def test_a_trace_stored_twice_stops_the_export_with_a_clear_error(pool, tmp_path):
+    import shutil
+
+    from dataengine.mix.ordered_rows import ordered_rows
+
+    cfg = load_config_dict({"mix": {"reasoning": 50, "non_reasoning": 10}})
+    mix = run_mix(pool, cfg, seed=2)
+    for shard in [p for p in pool.shards("traces") if not p.name.startswith("_")]:
+        shutil.copy(shard, shard.with_name("copy-" + shard.name))  # every trace stored twice
+    con = pool.connect()
+    try:
+        with pytest.raises(RuntimeError, match=r"text of mix row \d+ is stored twice"):
+            list(ordered_rows(con, mix["mix_id"], 64, 1 << 30, tmp_path / "sort"))
+    finally:
+        con.close()
+    assert not (tmp_path / "sort").exists()
