@@ -20,6 +20,7 @@ A layer that cannot be built is fatal when the job requires it (the parent refus
 unisolated unless allowed); the layers that were built are written on the status fd.
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -211,10 +212,8 @@ def start(argv, env, uid, fds, job, layers, scmp, cwd, stdin_fd=None):  # type: 
         keep = {0, 1, 2, *fds, STATUS_FD}
         for fd in os.listdir("/proc/self/fd"):
             if int(fd) not in keep:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(int(fd))
-                except OSError:
-                    pass
         os.chdir(cwd)
         if "uid" in layers:
             for cap in range(64):  # empty the bounding set: nothing exec'd can regain a capability
@@ -223,10 +222,10 @@ def start(argv, env, uid, fds, job, layers, scmp, cwd, stdin_fd=None):  # type: 
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-        if "keyring" in layers:
-            # A fresh anonymous session keyring: nothing a previous run with this uid stored.
-            if libc.syscall(NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, None) < 0 and "keyring" in job["require"]:
-                raise OSError(ctypes.get_errno(), "keyctl(JOIN_SESSION_KEYRING)")
+        # A fresh anonymous session keyring: nothing a previous run with this uid stored.
+        if ("keyring" in layers and libc.syscall(NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, None) < 0
+                and "keyring" in job["require"]):
+            raise OSError(ctypes.get_errno(), "keyctl(JOIN_SESSION_KEYRING)")
         lim = job["limits"]
         for res, val in ((resource.RLIMIT_CPU, lim["cpu_s"]), (resource.RLIMIT_AS, lim["memory_mb"] << 20),
                          (resource.RLIMIT_NPROC, lim["processes"]), (resource.RLIMIT_FSIZE, lim["file_size_mb"] << 20),

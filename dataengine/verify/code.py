@@ -34,7 +34,7 @@ from typing import Any
 from dataengine.verify.result import VerifyResult
 from dataengine.verify.sandbox import Limits, RunResult, Sandbox
 
-__all__ = ["CodeResult", "TestOutcome", "TestSpec", "TestsMalformed", "check_tests", "extract_code", "parse_tests",
+__all__ = ["CodeResult", "TestOutcome", "TestSpec", "TestsMalformed", "check_tests", "code_tests", "extract_code", "parse_tests",
            "run_tests", "verify_code"]
 
 # Imports the public harnesses put before a candidate (LeetCode solutions use `List` unimported).
@@ -149,6 +149,8 @@ def check_tests(tests: Any, entry_point: Any = None, setup: Any = "") -> TestSpe
         raise TestsMalformed("tests are empty or whitespace")
     parsed = parse_tests(tests)
     if isinstance(parsed, dict):
+        if parsed.get("fn_name"):
+            raise TestsMalformed("call-based tests ({inputs, outputs, fn_name}) are not supported; give asserts")
         if isinstance(parsed.get("inputs"), list) and isinstance(parsed.get("outputs"), list):
             if len(parsed["inputs"]) != len(parsed["outputs"]):
                 raise TestsMalformed("tests: 'inputs' and 'outputs' differ in length")
@@ -189,6 +191,35 @@ def check_tests(tests: Any, entry_point: Any = None, setup: Any = "") -> TestSpe
     if all(not out.strip() for _, out in cases):
         raise TestsMalformed("every case expects empty output: any silent program would pass")
     return TestSpec("stdio", tuple(cases), entry_point)
+
+
+# Where datasets keep tests and their setup, in the order they are looked for.
+_TEST_KEYS = ("tests", "test", "test_list", "test_cases", "input_output")
+_SETUP_KEYS = ("test_setup_code", "test_setup")
+
+
+def code_tests(
+    prompt_tests: Any, prompt_meta: dict[str, Any], trace_meta: dict[str, Any]
+) -> tuple[Any, str | None, str, str]:
+    """(tests, entry_point, setup, where the tests came from) for one trace.
+
+    The prompt's `tests` column first, then its metadata, then the trace's metadata (traces
+    ingested with `--kind traces` keep `entry_point`, `test`, ... there); the entry point and setup
+    the same way. Whatever is found goes through the same `check_tests`.
+    """
+    tests, source = prompt_tests, "prompt"
+    if tests is None or (isinstance(tests, str) and not tests):
+        tests, source = None, "none"
+        for where, meta in (("prompt_metadata", prompt_meta), ("trace_metadata", trace_meta)):
+            found = next((meta[k] for k in _TEST_KEYS if meta.get(k) is not None), None)
+            if found is not None:
+                tests, source = found, where
+                break
+    entry = prompt_meta.get("entry_point")
+    if entry is None:
+        entry = trace_meta.get("entry_point")
+    setup = next((m[k] for m in (prompt_meta, trace_meta) for k in _SETUP_KEYS if m.get(k)), "")
+    return tests, entry, setup, source
 
 
 def _tail(s: str, n: int = 300) -> str:

@@ -48,7 +48,7 @@ HARNESS = Path(__file__).with_name("_harness.py")
 # Unprivileged uids for runs: far above any real account; each run leases a pair (program, judge).
 UID_BASE = 61000
 UID_SLOTS = 512
-# One lock file per uid pair: a run leases its uids there, so concurrent processes never share one.
+# One lock file per uid: a run leases its uids there, so concurrent processes never share one.
 LOCK_DIR = Path("/var/tmp/dataengine-sandbox-uids")
 CGROUP_DIR = "dataengine-sandbox"
 LAYERS = ("cgroup", "namespaces", "seccomp", "rootfs", "uid", "keyring", "rlimits")
@@ -94,6 +94,11 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "file_size_mb": (1, 1 << 16), "open_files": (16, 1 << 16), "output_bytes": (1024, 1 << 30),
     "tmpfs_mb": (1, 1 << 16), "cpus": (0.01, 1024),
 }
+
+
+def limit_bounds(name: str) -> tuple[float, float]:
+    """The (min, max) a limit may take."""
+    return _BOUNDS[name]
 
 
 @dataclass
@@ -362,25 +367,22 @@ class Sandbox:
 
     @contextlib.contextmanager
     def _uids(self) -> Iterator[tuple[int, int]]:
-        """Lease a (program, judge) uid pair no other run on this machine holds (an flock per
-        pair, across processes): rlimits count per uid, and the post-run sweep kills by uid."""
+        """Lease a (program, judge) uid pair no other run on this machine holds (an flock per uid,
+        across processes): rlimits count per uid, and the post-run sweep kills by uid."""
         pairs = UID_SLOTS // 2
         start = os.getpid() * 7 + next(Sandbox._counter)
         LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
         for k in range(pairs):
             slot = (start + k) % pairs
-            fd = os.open(LOCK_DIR / f"{slot}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                yield UID_BASE + 2 * slot, UID_BASE + 2 * slot + 1
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-            return
+            uids = (UID_BASE + 2 * slot, UID_BASE + 2 * slot + 1)
+            with contextlib.ExitStack() as stack:
+                try:
+                    for uid in uids:
+                        stack.enter_context(_uid_lock(uid))
+                except BlockingIOError:
+                    continue
+                yield uids
+                return
         raise RuntimeError(f"all {pairs} sandbox uid pairs are in use")
 
     def run_python(self, source: str, stdin: str = "", limits: Limits | None = None) -> RunResult:
@@ -532,6 +534,27 @@ class Sandbox:
                 report.append(obj if isinstance(obj, dict) else {"event": "garbled"})
         return RunResult(status, exit_code, bufs["stdout"].decode(errors="replace"),
                          bufs["stderr"].decode(errors="replace"), wall, self.isolated, details, report, nonce)
+
+
+@contextlib.contextmanager
+def _uid_lock(uid: int) -> Iterator[None]:
+    fd = os.open(LOCK_DIR / f"{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def uid_lease(uid: int) -> contextlib.AbstractContextManager[None]:
+    """Hold `uid`'s lease (BlockingIOError when a run has it): no run can start with it meanwhile."""
+    LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    return _uid_lock(uid)
 
 
 def _no_cgroups() -> _Cgroups:
