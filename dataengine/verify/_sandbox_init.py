@@ -227,7 +227,9 @@ def start(argv, env, uid, fds, job, layers, scmp, cwd, stdin_fd=None):  # type: 
                 and "keyring" in job["require"]):
             raise OSError(ctypes.get_errno(), "keyctl(JOIN_SESSION_KEYRING)")
         lim = job["limits"]
-        for res, val in ((resource.RLIMIT_CPU, lim["cpu_s"]), (resource.RLIMIT_AS, lim["memory_mb"] << 20),
+        # RLIMIT_CPU is per process and only the backstop: the parent holds the whole tree to
+        # cpu_s through the cgroup, so it is set a little above.
+        for res, val in ((resource.RLIMIT_CPU, lim["cpu_s"] + 2), (resource.RLIMIT_AS, lim["memory_mb"] << 20),
                          (resource.RLIMIT_NPROC, lim["processes"]), (resource.RLIMIT_FSIZE, lim["file_size_mb"] << 20),
                          (resource.RLIMIT_NOFILE, lim["open_files"]), (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(res, (val, val))

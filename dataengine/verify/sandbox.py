@@ -523,6 +523,8 @@ class Sandbox:
                 status = "ok" if exit_code == 0 and code == 0 else "failed"
         if status == "failed" and details.get("oom_kill"):
             details["limit"] = "memory_mb"
+        elif status == "failed" and details.get("signal") == "SIGXCPU":  # the per-process backstop
+            status, details["limit"] = "timeout", "cpu_s"
         report = None
         if job.get("judge"):
             report = []
