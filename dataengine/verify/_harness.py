@@ -17,6 +17,7 @@ hang — and then the tests fail or time out.
 
 import ast
 import builtins
+import contextlib
 import importlib
 import json
 import os
@@ -292,7 +293,9 @@ def judge(job, rfd, wfd, report_fd):  # type: ignore[no-untyped-def]
             return decode(reply[1], handle)
         if reply[0] == "err" and len(reply) == 3 and type(reply[1]) is str and type(reply[2]) is str:
             cls = getattr(builtins, reply[1], None)
-            if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            # StopIteration would end the test's own loops early (`all(map(candidate, ...))` true).
+            if not (isinstance(cls, type) and issubclass(cls, Exception)) or issubclass(
+                    cls, (StopIteration, StopAsyncIteration)):
                 cls = CandidateError
             raise cls(reply[2])
         raise ProtocolError("bad reply")
@@ -345,6 +348,13 @@ def judge(job, rfd, wfd, report_fd):  # type: ignore[no-untyped-def]
             ns[name] = exported[name]
     if entry is not None and not isinstance(exported.get(entry), Remote):
         return fail_all(f"the program does not define {entry!r}")
+    if job.get("helpers"):
+        # The prompt's own definitions (HumanEval's `poly`, `encode_cyclic`): the tests use these,
+        # not the program's versions of them; only the entry point is the program's.
+        with contextlib.suppress(Exception):  # a prompt that does not run gives no helpers
+            exec(compile(job["helpers"], "prompt", "exec"), ns)
+        if entry is not None:
+            ns[entry] = exported[entry]
     try:
         if job.get("setup"):
             exec(compile(job["setup"], "test_setup", "exec"), ns)

@@ -25,6 +25,7 @@ expected outputs never enter the sandbox. Malformed tests are `error` (`tests_ma
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +105,7 @@ class TestSpec:
     entry_point: str | None = None
     call_check: bool = False
     setup: str = ""
+    helpers: str = ""  # the prompt, where it is Python: its definitions are the tests' helpers
 
 
 def parse_tests(tests: str | list[Any] | dict[str, Any]) -> str | list[Any] | dict[str, Any]:
@@ -222,6 +224,18 @@ def code_tests(
     return tests, entry, setup, source
 
 
+def prompt_helpers(prompt: str | None) -> bool:
+    """Whether the prompt is Python with definitions of its own (HumanEval's prompts are: the
+    entry point's signature and docstring, and helpers such as `poly` that the tests call)."""
+    if not prompt or "def " not in prompt:
+        return False
+    try:
+        tree = ast.parse(prompt)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body)
+
+
 def _tail(s: str, n: int = 300) -> str:
     return s[-n:].strip()
 
@@ -270,7 +284,7 @@ def run_tests(
     sb = sandbox or Sandbox()
     if spec.mode in ("script", "asserts"):
         job = {"mode": spec.mode, "tests": list(spec.tests), "entry_point": spec.entry_point,
-               "call_check": spec.call_check, "setup": spec.setup, "prelude": PRELUDE}
+               "call_check": spec.call_check, "setup": spec.setup, "prelude": PRELUDE, "helpers": spec.helpers}
         r = sb.run_judged(PRELUDE + code, job, limits=limits)
         names = ["script"] if spec.mode == "script" else [f"test_{i}" for i in range(len(spec.tests))]
         outs = _judged_outcomes(r, len(spec.tests))
@@ -307,18 +321,22 @@ def verify_code(
     limits: Limits | None = None,
     language: str = "python",
     setup: str = "",
+    prompt: str | None = None,
 ) -> VerifyResult:
     """The `code` verifier: extract, run, and turn the outcomes into one verdict.
 
     correct: the judge (or, for stdin/stdout cases, the parent) saw every test run and pass;
     incorrect: some failed or there is no whole report; timeout: every failure was a timeout;
     unparseable: no code block; error: no tests (`no_tests`), tests that cannot show anything
-    (`tests_malformed`), or a sandbox that could not start (`sandbox_error`).
+    (`tests_malformed`), or a sandbox that could not start (`sandbox_error`). `prompt`: where it is
+    Python (HumanEval), the tests call its helpers, not the program's redefinitions of them.
     """
     if tests is None or (isinstance(tests, (list, dict)) and not tests):
         return VerifyResult("error", None, {"reason": "no_tests"})
     try:
         spec = check_tests(tests, entry_point, setup)
+        if spec.entry_point and prompt_helpers(prompt):
+            spec = dataclasses.replace(spec, helpers=prompt or "")
     except TestsMalformed as e:
         return VerifyResult("error", None, {"reason": "tests_malformed", "error": str(e)[:300]})
     code = extract_code(answer_text, language)

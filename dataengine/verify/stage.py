@@ -205,7 +205,7 @@ def _verify_chunk(items: list[_Item], v: _Verifiers, counts: Counter[str]) -> No
                 return VerifyResult("unparseable", None, {"reason": "think_not_closed"})
             tests, entry_point, setup, source = code_tests(it.row["tests"], _meta(it.row), _meta(it.row, "trace_metadata"))
             res = verify_code(_answer_text(it.row), tests, entry_point=entry_point, setup=setup, sandbox=sandbox,
-                              language=vcfg.code_language)
+                              language=vcfg.code_language, prompt=it.row["prompt"])
             res.details["tests_from"] = source
             return res
 

@@ -56,8 +56,8 @@ def test_humaneval_canonical_solutions_pass_and_corrupted_copies_fail(shared_dat
         good = p["prompt"] + p["canonical_solution"]
         answer_good = f"Here is my solution.\n```python\n{good}\n```\n"
         answer_bad = f"```python\n{corrupt(good, p['entry_point'])}\n```"
-        g = verify_code(answer_good, p["test"], entry_point=p["entry_point"], sandbox=sandbox)
-        b = verify_code(answer_bad, p["test"], entry_point=p["entry_point"], sandbox=sandbox)
+        g = verify_code(answer_good, p["test"], entry_point=p["entry_point"], sandbox=sandbox, prompt=p["prompt"])
+        b = verify_code(answer_bad, p["test"], entry_point=p["entry_point"], sandbox=sandbox, prompt=p["prompt"])
         return p["task_id"], g.verdict, b.verdict
 
     with ThreadPoolExecutor(max_workers=4) as ex:

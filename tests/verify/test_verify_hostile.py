@@ -426,6 +426,22 @@ def test_the_wrong_answer_alone_is_incorrect_and_the_right_one_correct(sandbox: 
     assert verify_code(f"```python\n{mbpp['code']}\n```", mbpp["test"], sandbox=sandbox).verdict == "correct"
 
 
+def test_redefining_a_helper_the_tests_use_does_not_pass(sandbox: Sandbox, shared_data: Path) -> None:
+    """HumanEval/38's tests encode with the prompt's `encode_cyclic` and expect `decode_cyclic` to
+    undo it: a program that makes both the identity must not pass; nor an `all(map(...))` test
+    ended early by a StopIteration from the program."""
+    p = load(shared_data / "code" / "HumanEval.jsonl")[38]
+    cheat = "def encode_cyclic(s):\n    return s\ndef decode_cyclic(s):\n    return s\n"
+    v = verify_code(f"```python\n{cheat}```", p["test"], p["entry_point"], sandbox=sandbox, prompt=p["prompt"])
+    assert v.verdict == "incorrect", v
+    good = verify_code(f"```python\n{p['prompt'] + p['canonical_solution']}```", p["test"], p["entry_point"],
+                       sandbox=sandbox, prompt=p["prompt"])
+    assert good.verdict == "correct", good
+    stop = verify_code("```python\ndef f(x):\n    raise StopIteration\n```", ["assert all(map(lambda x: f(x) == x + 1, [1, 2]))"],
+                       sandbox=sandbox)
+    assert stop.verdict == "incorrect", stop
+
+
 MALFORMED = {
     "whitespace_string": "  \n\t ",
     "list_of_blank_strings": ["   ", "\n"],
