@@ -180,6 +180,10 @@ class _Cgroups:
                 if d not in dirs.values():
                     _mkdir_under(root, d)
                 dirs[c] = d
+            if self.version == 2:  # our top group may have been removed and made again meanwhile
+                sub = root / "cgroup.subtree_control"
+                if not {"memory", "pids", "cpu"} <= set(sub.read_text().split()):
+                    sub.write_text("+memory +pids +cpu")
             mem = lim.memory_mb << 20
             period = 100_000
             quota = max(1000, int(period * lim.cpus))
