@@ -138,7 +138,7 @@ def code_bench(n: int, parallel: int, tmp: Path, before_rev: str) -> None:
             from {module}.sandbox import Limits, Sandbox
             ps = [json.loads(line) for line in open({str(he)!r})][:{n}]
             sb = Sandbox(Limits(wall_s=120, cpu_s=20))
-            grade = lambda p: verify_code("```python\n" + p["prompt"] + p["canonical_solution"] + "\n```", p["test"],
+            grade = lambda p: verify_code("```python\\n" + p["prompt"] + p["canonical_solution"] + "\\n```", p["test"],
                                           entry_point=p["entry_point"], sandbox=sb).verdict
             grade(ps[0])  # the isolation probe and first imports, outside the clock
             T0, C0 = time.perf_counter(), _cpu()
@@ -156,7 +156,7 @@ def code_bench(n: int, parallel: int, tmp: Path, before_rev: str) -> None:
         def run(ip):
             i, p = ip
             path = os.path.join(d, f"p{{i}}.py")
-            open(path, "w").write(p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + f"\ncheck({{p['entry_point']}})\n")
+            open(path, "w").write(p["prompt"] + p["canonical_solution"] + "\\n" + p["test"] + f"\\ncheck({{p['entry_point']}})\\n")
             return subprocess.run(["/usr/bin/python3", "-I", path], capture_output=True, timeout=120).returncode == 0
         T0, C0 = time.perf_counter(), _cpu()
         with ThreadPoolExecutor({parallel}) as ex:
