@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import json
 import os
-import platform
 import resource
 import sys
 
@@ -41,7 +40,7 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 24, 38, 4
 KEYCTL_JOIN_SESSION_KEYRING = 1
-NR = {"x86_64": {"pivot_root": 155, "keyctl": 250}, "aarch64": {"pivot_root": 41, "keyctl": 219}}.get(platform.machine(), {})
+NR = {"x86_64": {"pivot_root": 155, "keyctl": 250}, "aarch64": {"pivot_root": 41, "keyctl": 219}}.get(os.uname().machine, {})
 
 # Denied outright (EPERM): namespace and mount manipulation, kernel keyrings, bpf, tracing other
 # processes, modules, kexec, io_uring (its requests bypass seccomp), clock and swap changes, ...
