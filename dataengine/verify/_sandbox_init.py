@@ -197,8 +197,10 @@ def build_root(job: dict) -> None:
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def start(argv, env, uid, fds, job, layers, scmp, cwd, stdin_fd=None):  # type: ignore[no-untyped-def]
-    """Fork one sandboxed process: `fds` maps child fd -> our fd; everything else is closed."""
+def start(argv, env, uid, fds, job, layers, scmp, cwd, stdin_fd=None, run=None):  # type: ignore[no-untyped-def]
+    """Fork one sandboxed process: `fds` maps child fd -> our fd; everything else is closed. It
+    execs `argv`, or, with `run`, calls it in the forked interpreter (the judge: trusted code
+    that may know everything this process knows; a program under test is always exec'd afresh)."""
     pid = os.fork()
     if pid:
         return pid
@@ -239,6 +241,11 @@ def start(argv, env, uid, fds, job, layers, scmp, cwd, stdin_fd=None):  # type: 
             rc = ls.seccomp_load(ctx)
             if rc != 0:
                 raise OSError(-rc, "seccomp_load")
+        if run is not None:
+            os.environ.clear()
+            os.environ.update(env)
+            run()
+            os._exit(0)
         os.execve(argv[0], argv, env)
     except BaseException as e:  # noqa: BLE001 - report why the child could not start, then die
         try:
@@ -324,26 +331,26 @@ def main() -> None:
     env = dict(job["env"], HOME=work)
     children = {}
     if job.get("judge"):
-        j_in_r, j_in_w = os.pipe()
         c2j_r, c2j_w = os.pipe()
         j2c_r, j2c_w = os.pipe()
-        jpid = start(job["judge"]["argv"], dict(job["env"], HOME="/"), judge_uid if "uid" in layers else os.getuid(),
-                     {3: c2j_r, 4: j2c_w, 5: report_fd}, job, layers, scmp, "/", stdin_fd=j_in_r)
+        source, judge_job = job["judge"]["source"], job["judge"]["job"]
+
+        def run_judge() -> None:
+            g = {"__name__": "__judge__"}
+            exec(compile(source, "harness", "exec"), g)  # noqa: S102 - our own harness
+            g["judge"](judge_job, 3, 4, 5)
+
+        null = os.open("/dev/null", os.O_RDWR)
+        jpid = start(None, dict(job["env"], HOME="/"), judge_uid if "uid" in layers else os.getuid(),
+                     {1: null, 2: null, 3: c2j_r, 4: j2c_w, 5: report_fd}, job, layers, scmp, "/", stdin_fd=null,
+                     run=run_judge)
         children[jpid] = "judge"
         os.close(report_fd)
-        os.close(j_in_r)
-        payload = job["judge"]["payload"].encode()
+        os.close(null)
         cpid = start(job["argv"], env, uid if "uid" in layers else os.getuid(), {3: j2c_r, 4: c2j_w}, job, layers,
                      scmp, work)
         for fd in (c2j_r, c2j_w, j2c_r, j2c_w):
             os.close(fd)
-        view = memoryview(payload)
-        try:
-            while view:
-                view = view[os.write(j_in_w, view[: 1 << 16]):]
-        except OSError:
-            pass
-        os.close(j_in_w)
     else:
         os.close(report_fd)
         cpid = start(job["argv"], env, uid if "uid" in layers else os.getuid(), {}, job, layers, scmp, work)

@@ -52,11 +52,6 @@ UID_SLOTS = 512
 LOCK_DIR = Path("/var/tmp/dataengine-sandbox-uids")
 CGROUP_DIR = "dataengine-sandbox"
 LAYERS = ("cgroup", "namespaces", "seccomp", "rootfs", "uid", "keyring", "rlimits")
-# The judge's bootstrap: its source and job come on stdin, never in argv (readable in /proc).
-_JUDGE_BOOT = (
-    "import sys,json;d=sys.stdin.buffer.read();s,j=d.split(b'\\0',1);g={'__name__':'__judge__'};"
-    "exec(compile(s,'harness','exec'),g);g['judge'](json.loads(j),3,4,5)"
-)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -397,8 +392,7 @@ class Sandbox:
         """Run `program` as the candidate and the tests in `judge_job` in a judge process beside
         it (see `_harness.py`); the judge's per-test report comes back in `RunResult.report`."""
         nonce = secrets.token_hex(16)
-        payload = HARNESS.read_bytes() + b"\0" + json.dumps({**judge_job, "nonce": nonce}).encode()
-        judge = {"argv": [self.python, "-I", "-S", "-c", _JUDGE_BOOT], "payload": payload.decode()}
+        judge = {"source": HARNESS.read_text(encoding="utf-8"), "job": {**judge_job, "nonce": nonce}}
         files = {"main.py": program, "harness.py": HARNESS.read_text(encoding="utf-8")}
         return self.run(files, ["harness.py", "serve", "main.py"], "", limits, judge=judge, nonce=nonce)
 
