@@ -1,5 +1,6 @@
 """Verification throughput: math verifications/s against Math-Verify called directly, scaling from
-one to two workers, and sandbox executions/s against a plain (unisolated) subprocess.
+one to two workers; and code verification (HumanEval programs/s, CPU-seconds per program) before vs
+after the isolated sandbox with its judged harness, against a plain unsandboxed `python3` run.
 
 Pairs: the long Sky-T1 traces (AIME/AMC chains of thought of 10-60k characters) with their golds,
 every pair distinct: past the 140 real pairs, variant k of a pair adds k to its gold and to the
@@ -10,7 +11,7 @@ in one process, on the whole completion. Ours = `MathVerifier(workers=n).verify_
 (final answer extracted from the answer part first, each gold parsed once per worker, process pool
 with deadlines). Pools are started and warmed before the clock starts.
 
-    python bench/bench_verify.py --pairs 140 --sandbox-runs 40
+    python bench/bench_verify.py --pairs 140 --code-programs 164
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 
-from _harness import SHARED_DATA, print_table, run_isolated
+from _harness import ROOT, SHARED_DATA, print_table, run_isolated
 
 FILES = (
     "aime24__Sky-T1-math-correct-5K-32B-ckpt140.jsonl",
@@ -88,7 +90,9 @@ def make_pairs(path: Path, n: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=140)
-    ap.add_argument("--sandbox-runs", type=int, default=40)
+    ap.add_argument("--code-programs", type=int, default=164, help="HumanEval programs for the code part")
+    ap.add_argument("--code-parallel", type=int, default=2)
+    ap.add_argument("--code-before", default=CODE_BEFORE, help="git revision of the verifier to compare against")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-verify-"))
     pairs_path = tmp / "pairs.json"
@@ -130,38 +134,9 @@ def main() -> None:
     cpu_direct, cpu1, cpu2 = n / direct.result["cpu_seconds"], n / one["cpu_seconds"], n / two["cpu_seconds"]
     load = os.getloadavg()[0]
 
-    he = json.loads(open(SHARED_DATA / "code" / "HumanEval.jsonl").readline())
-    prog = he["prompt"] + he["canonical_solution"] + "\n" + he["test"] + f"\ncheck({he['entry_point']})\n"
-    prog_path = tmp / "prog.py"
-    prog_path.write_text(prog)
-    runs = args.sandbox_runs
-
-    def sandbox(parallel: int, isolated: bool) -> dict:
-        return run_isolated(f"""
-            from concurrent.futures import ThreadPoolExecutor
-            from dataengine.verify.sandbox import Sandbox
-            import dataengine.verify.sandbox as sbm
-            if not {isolated}:
-                Sandbox._probe = (False, "bench: plain subprocess baseline")
-            sb = Sandbox(allow_unisolated=True)
-            src = open({str(prog_path)!r}).read()
-            sb.run_python(src)
-            T0 = time.perf_counter()
-            with ThreadPoolExecutor({parallel}) as ex:
-                res = list(ex.map(lambda _: sb.run_python(src), range({runs})))
-            RESULT["seconds"] = time.perf_counter() - T0
-            RESULT["ok"] = sum(r.status == "ok" for r in res)
-            RESULT["isolated"] = sb.isolated
-        """).result
-
-    plain = sandbox(1, False)
-    iso1 = sandbox(1, True)
-    iso2 = sandbox(2, True)
-    assert plain["ok"] == iso1["ok"] == iso2["ok"] == runs, (plain, iso1, iso2)
-    assert iso1["isolated"] and iso2["isolated"] and not plain["isolated"]
     cores = os.cpu_count()
     print_table(
-        f"verify: {n} Sky-T1 pairs (mean {mean_chars:,} chars per completion), {runs} sandbox runs, "
+        f"verify: {n} Sky-T1 pairs (mean {mean_chars:,} chars per completion), "
         f"{cores} cores, load average {load:.1f}",
         [
             ("Math-Verify direct, 1 process (pairs/s)", f"{rate_direct:.1f}", f"baseline ({direct.result['correct']} correct)"),
@@ -171,12 +146,82 @@ def main() -> None:
             ("ours, 2 workers (pairs/s)", f"{rate2:.1f}", f"{rate2 / rate1:.2f}x 1 worker; {rate2 / rate_direct:.2f}x Math-Verify"),
             ("ours, 2 workers (pairs per CPU-second, all processes)", f"{cpu2:.1f}",
              f"{cpu2 / cpu1:.2f}x 1 worker (1.0 = no extra work per pair from a 2nd worker)"),
-            ("plain subprocess, no isolation (runs/s)", f"{runs / plain['seconds']:.1f}", "baseline"),
-            ("sandbox, 1 at a time (runs/s)", f"{runs / iso1['seconds']:.1f}", f"{plain['seconds'] / iso1['seconds']:.2f}x plain"),
-            ("sandbox, 2 in parallel (runs/s)", f"{runs / iso2['seconds']:.1f}", f"{iso1['seconds'] / iso2['seconds']:.2f}x 1 at a time"),
         ],
     )
     print(f"our verdicts (1 worker): {one['verdicts']}")
+    code_bench(args.code_programs, args.code_parallel, tmp, args.code_before)
+
+
+# --------------------------------------------------------------------------------- code
+# The verifier as it was before the judged harness and the per-run cgroup/root/seccomp sandbox
+# (issue 13), run from git beside the current one on the same programs in the same run.
+CODE_BEFORE = "210de2d"
+
+
+def code_bench(n: int, parallel: int, tmp: Path, before_rev: str) -> None:
+    """HumanEval canonical solutions: programs/s and CPU-seconds per program (all processes, the
+    sandbox's included), before vs after, and a plain unsandboxed `python3` run as the floor."""
+    old = tmp / "verify_before"
+    old.mkdir()
+    (old / "__init__.py").write_text("")
+    for name in ("sandbox", "code"):
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{before_rev}:dataengine/verify/{name}.py"],
+                             capture_output=True, text=True, check=True).stdout
+        (old / f"{name}.py").write_text(src.replace("from dataengine.verify.sandbox import", "from verify_before.sandbox import"))
+    he = SHARED_DATA / "code" / "HumanEval.jsonl"
+
+    def step(module: str) -> dict:
+        return run_isolated(f"""
+            sys.path.insert(0, {str(tmp)!r})
+            from concurrent.futures import ThreadPoolExecutor
+            from {module}.code import verify_code
+            from {module}.sandbox import Limits, Sandbox
+            ps = [json.loads(line) for line in open({str(he)!r})][:{n}]
+            sb = Sandbox(Limits(wall_s=120, cpu_s=20))
+            grade = lambda p: verify_code("```python\\n" + p["prompt"] + p["canonical_solution"] + "\\n```", p["test"],
+                                          entry_point=p["entry_point"], sandbox=sb).verdict
+            grade(ps[0])  # the isolation probe and first imports, outside the clock
+            T0, C0 = time.perf_counter(), _cpu()
+            with ThreadPoolExecutor({parallel}) as ex:
+                verdicts = list(ex.map(grade, ps))
+            RESULT["seconds"], RESULT["cpu_seconds"] = time.perf_counter() - T0, _cpu() - C0
+            RESULT["correct"] = verdicts.count("correct")
+        """).result
+
+    plain = run_isolated(f"""
+        import subprocess, tempfile, os
+        from concurrent.futures import ThreadPoolExecutor
+        ps = [json.loads(line) for line in open({str(he)!r})][:{n}]
+        d = tempfile.mkdtemp()
+        def run(ip):
+            i, p = ip
+            path = os.path.join(d, f"p{{i}}.py")
+            open(path, "w").write(p["prompt"] + p["canonical_solution"] + "\\n" + p["test"] + f"\\ncheck({{p['entry_point']}})\\n")
+            return subprocess.run(["/usr/bin/python3", "-I", path], capture_output=True, timeout=120).returncode == 0
+        T0, C0 = time.perf_counter(), _cpu()
+        with ThreadPoolExecutor({parallel}) as ex:
+            ok = list(ex.map(run, enumerate(ps)))
+        RESULT["seconds"], RESULT["cpu_seconds"] = time.perf_counter() - T0, _cpu() - C0
+        RESULT["correct"] = sum(ok)
+    """).result
+    before, after = step("verify_before"), step("dataengine.verify")
+    rate = {k: n / v["seconds"] for k, v in (("plain", plain), ("before", before), ("after", after))}
+    cpu = {k: v["cpu_seconds"] / n for k, v in (("plain", plain), ("before", before), ("after", after))}
+    print_table(
+        f"code verify: {n} HumanEval canonical solutions, {parallel} at a time, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} (a shared machine: compare within this table only)",
+        [
+            ("plain python3, no sandbox, no verifier (programs/s)", f"{rate['plain']:.2f}", f"floor ({plain['correct']} pass)"),
+            ("before: old sandbox + in-process harness (programs/s)", f"{rate['before']:.2f}",
+             f"baseline ({before['correct']} correct)"),
+            ("after: judged harness in the isolated sandbox (programs/s)", f"{rate['after']:.2f}",
+             f"{rate['after'] / rate['before']:.2f}x before ({after['correct']} correct)"),
+            ("plain: CPU-seconds per program", f"{cpu['plain']:.3f}", "floor"),
+            ("before: CPU-seconds per program", f"{cpu['before']:.3f}", f"+{cpu['before'] - cpu['plain']:.3f} over plain"),
+            ("after: CPU-seconds per program", f"{cpu['after']:.3f}",
+             f"+{cpu['after'] - cpu['plain']:.3f} over plain (isolation + judge); {cpu['after'] / cpu['before']:.2f}x before"),
+        ],
+    )
 
 
 if __name__ == "__main__":

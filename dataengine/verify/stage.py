@@ -13,6 +13,7 @@ A rerun verifies only traces without verifications (`redo` re-verifies all).
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from dataengine.config import PipelineConfig, apply_overrides, section
 from dataengine.store import Workspace
 from dataengine.verify import policy as pol
 from dataengine.verify.result import VERDICTS, VerifyResult
+
+log = logging.getLogger(__name__)
 
 
 @section("verify")
@@ -65,6 +68,18 @@ class VerifyConfig:
             raise ValueError("majority_min_share must be in [0, 1)")
         if self.math_workers < 1 or self.code_parallel < 1:
             raise ValueError("math_workers and code_parallel must be >= 1")
+        self.code_limits()  # names the field whose value is out of range
+
+
+    def code_limits(self) -> Any:
+        """The sandbox limits these settings give; ValueError naming the field when out of range."""
+        from dataengine.verify.sandbox import Limits, limit_bounds
+
+        for name, value in (("code_wall_s", self.code_wall_s), ("code_memory_mb", self.code_memory_mb)):
+            lo, hi = limit_bounds(name.removeprefix("code_"))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ValueError(f"{name}: {value!r} is out of range [{lo:g}, {hi:g}]")
+        return Limits(wall_s=self.code_wall_s, cpu_s=max(1, int(self.code_wall_s)), memory_mb=self.code_memory_mb)
 
 
 @dataclass
@@ -84,9 +99,9 @@ def _answer_text(row: dict[str, Any]) -> str:
     return row["answer"] or ""
 
 
-def _meta(row: dict[str, Any]) -> dict[str, Any]:
+def _meta(row: dict[str, Any], column: str = "prompt_metadata") -> dict[str, Any]:
     try:
-        m = json.loads(row["prompt_metadata"] or "{}")
+        m = json.loads(row.get(column) or "{}")
     except json.JSONDecodeError:
         return {}
     return m if isinstance(m, dict) else {}
@@ -128,11 +143,12 @@ class _Verifiers:
     @property
     def sandbox(self) -> Any:
         if self._sandbox is None:
-            from dataengine.verify.sandbox import Limits, Sandbox
+            from dataengine.verify.sandbox import Sandbox
 
             v = self.vcfg
-            self._sandbox = Sandbox(Limits(wall_s=v.code_wall_s, cpu_s=max(1, int(v.code_wall_s)), memory_mb=v.code_memory_mb),
-                                    allow_unisolated=v.allow_unisolated)
+            self._sandbox = Sandbox(v.code_limits(), allow_unisolated=v.allow_unisolated)
+            if not self._sandbox.isolated:  # allowed, but said out loud at the start of the code runs
+                log.warning("verify: running code WITHOUT full isolation (%s)", self._sandbox.isolation_note)
         return self._sandbox
 
     def close(self) -> None:
@@ -142,7 +158,7 @@ class _Verifiers:
 
 def _verify_chunk(items: list[_Item], v: _Verifiers, counts: Counter[str]) -> None:
     """Run every verifier the policies ask for on one chunk (whole prompts); fills `it.results`."""
-    from dataengine.verify.code import verify_code
+    from dataengine.verify.code import code_tests, verify_code
     from dataengine.verify.mcq import grade_mcq
     from dataengine.verify.select import majority_vote
 
@@ -187,11 +203,11 @@ def _verify_chunk(items: list[_Item], v: _Verifiers, counts: Counter[str]) -> No
         def run_code(it: _Item) -> VerifyResult:
             if it.row["think_closed"] is False:
                 return VerifyResult("unparseable", None, {"reason": "think_not_closed"})
-            try:
-                return verify_code(_answer_text(it.row), it.row["tests"], entry_point=_meta(it.row).get("entry_point"),
-                                   sandbox=sandbox, language=vcfg.code_language)
-            except ValueError as e:  # malformed tests on the prompt
-                return VerifyResult("error", None, {"reason": "bad_tests", "error": str(e)[:300]})
+            tests, entry_point, setup, source = code_tests(it.row["tests"], _meta(it.row), _meta(it.row, "trace_metadata"))
+            res = verify_code(_answer_text(it.row), tests, entry_point=entry_point, setup=setup, sandbox=sandbox,
+                              language=vcfg.code_language, prompt=it.row["prompt"])
+            res.details["tests_from"] = source
+            return res
 
         with ThreadPoolExecutor(max_workers=vcfg.code_parallel) as ex:
             for it, res in zip(code_items, ex.map(run_code, code_items)):

@@ -10,7 +10,9 @@ select
     p.prompt,
     p.reference_answer,
     p.tests,
-    cast(p.metadata as varchar) as prompt_metadata
+    cast(p.metadata as varchar) as prompt_metadata,
+    -- Traces ingested with --kind traces keep their row's other fields (entry_point, tests, ...) here.
+    cast(t.metadata as varchar) as trace_metadata
 from traces t
 left join prompts p using (prompt_id)
 where $redo or t.trace_id not in (select trace_id from verifications)

@@ -103,7 +103,7 @@ def test_code_stage_survives_hostile_traces(ws, shared_data: Path) -> None:  # t
     ]
     ws.write_shard("prompts", [p.to_row()])
     ws.write_shard("traces", [t.to_row() for t in traces])
-    counts = run_verify(ws, load_config_dict({"verify": {"code_wall_s": 3.0, "code_parallel": 2}}))
+    counts = run_verify(ws, load_config_dict({"verify": {"code_wall_s": 10.0, "code_parallel": 2}}))
     assert counts["in"] == 5 and counts["by_verifier"] == {"code": 5}
     got = dict(ws.query("select t.model, v.verdict from traces t join verifications v using (trace_id)").fetchall())
     assert got["canonical"] == "correct"
