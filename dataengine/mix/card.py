@@ -98,6 +98,9 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
                      "min_chars", "max_chars", "max_completion_tokens", "require_think_closed", "finish_reasons",
                      "shortfall", "upsample_cap", "seed"]
         parts.append(_table(["setting", "value"], [[k, f"`{json.dumps(mix_cfg.get(k))}`"] for k in spec_keys]))
+        sel = mix_cfg.get("selection_used")
+        parts += ["", f"Reasoning traces drawn only from the selection `{sel}` (latest `dataengine select` run of it)."
+                  if sel else "Reasoning traces: no selection used (select not run, or `mix.selection: none`)."]
         unfilled = {k.split(":", 1)[1]: v for k, v in mix_counts.items() if k.startswith("unfilled:")}
         excluded = {k.split(":", 1)[1]: v for k, v in mix_counts.items() if k.startswith("excluded:")}
         parts += ["", "Rows the pool could not supply (after the shortfall policy): "
