@@ -111,6 +111,12 @@ def plan_bucket(
             plan[d]["copies_extra"] = rows % avail
             s["upsampled_rows"] = rows - avail
             s["missing"] = target - rows
+    # A bucket can be short with no short domain: an empty pool (no domain at all to weigh) or
+    # weights naming no pool domain. The bucket row ("*") says so, so `fail` fails on it too.
+    rows = sum(p["take"] * p["copies_base"] + p["copies_extra"] for p in plan.values())
+    if rows < quota and not any(s["domain"] == "*" for s in shortfall):
+        shortfall.append({"bucket": bucket, "domain": "*", "target": quota,
+                          "available": sum(available.values()), "missing": quota - rows})
     return plan, shortfall
 
 
