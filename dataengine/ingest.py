@@ -102,6 +102,8 @@ class IngestReport:
     bytes_read: int = 0
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
+    # Prompts of this file whose reference disagrees with another source's (view reference_conflicts).
+    reference_conflicts: int = 0
 
     @property
     def reconciles(self) -> bool:
@@ -113,6 +115,8 @@ class IngestReport:
             f"{self.source}: in={self.rows_in} = taken {self.taken} + already stored {self.already_stored} "
             f"+ quarantined {self.quarantined} ({q}); wrote {self.traces_written} traces, "
             f"{self.prompts_written} prompts in {self.seconds:.1f}s"
+            + (f"; {self.reference_conflicts} prompts whose reference disagrees with another source "
+               "(each trace keeps its own; see the reference_conflicts view)" if self.reference_conflicts else "")
         )
 
 
@@ -219,6 +223,9 @@ class RowMapper:
         # canonical -> source key; identity for canonical fields that are not remapped.
         self.keys: dict[str, str] = {c: self.opts.mapping.get(c, c) for c in allowed}
         self.consumed = set(self.keys.values())
+        # Fields read only when `completion` is absent: a row with a completion keeps them in
+        # metadata (Sky-T1's clean `answer` is not the completion's answer part).
+        self.fallback_only = {self.keys[c] for c in ("reasoning", "answer", "messages") if c in self.keys}
 
     def map_items(self, items: Iterable[tuple[int, dict[str, Any] | RowError]]) -> Block:
         out = Block()
@@ -264,6 +271,7 @@ class RowMapper:
         finish = _text(row, k["finish_reason"], "finish_reason")
         n = len(completions)
         is_list = isinstance(row.get(k["completion"]), list)
+        unused = self.fallback_only - {k["completion"]} if row.get(k["completion"]) is not None else set()
         traces = []
         for i, completion in enumerate(completions):
             rendered = None
@@ -272,9 +280,13 @@ class RowMapper:
                 if cut >= 0:
                     rendered = completion[: cut + len(self.opts.completion_after)]
                     completion = completion[cut + len(self.opts.completion_after) :]
-            meta = self._metadata(row, i if is_list else None, n if is_list else None)
+            meta = self._metadata(row, i if is_list else None, n if is_list else None, keep=unused)
             if system is not None:
                 meta["system"] = system
+            if prompt.reference_answer is not None:
+                # The trace's own reference: the prompt row keeps the first file's, and a later
+                # file that disagrees must still be graded against its own (view reference_conflicts).
+                meta["reference_answer"] = prompt.reference_answer
             # sample_idx and trace_id depend on what came before in the file: the Assembler sets them.
             t = Trace(
                 prompt_id=prompt.prompt_id, completion=completion, model=model,
@@ -308,10 +320,11 @@ class RowMapper:
             tests=_json_text(row, k["tests"]),
         )
 
-    def _metadata(self, row: dict[str, Any], index: int | None = None, n: int | None = None) -> dict[str, Any]:
+    def _metadata(self, row: dict[str, Any], index: int | None = None, n: int | None = None,
+                  keep: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         meta = {}
         for key, v in row.items():
-            if key in self.consumed:
+            if key in self.consumed and key not in keep:
                 continue
             if index is not None and isinstance(v, list) and len(v) == n:
                 v = v[index]
@@ -475,9 +488,13 @@ def ingest(
     report.seconds = time.perf_counter() - t0
     report.bytes_read = path.stat().st_size if path.is_file() else 0
     assert report.reconciles, report  # a bug in this module, not in the input
+    if report.taken:
+        report.reference_conflicts = ws.query(
+            "select count(*) from reference_conflicts where list_contains(sources, $s)", {"s": source}).fetchone()[0]
     run.finish(
         {"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined,
          "already_stored": report.already_stored, "traces_written": report.traces_written,
+         "reference_conflicts": report.reference_conflicts,
          "prompts_written": report.prompts_written, **{f"reason:{k}": v for k, v in report.reasons.items()}}
     )
     return report

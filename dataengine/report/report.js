@@ -176,9 +176,10 @@
   function renderVerdicts() {
     if (!D.ran.verify) return notRun("verdicts", "dataengine verify");
     const verdicts = ["correct", "incorrect", "unparseable", "timeout", "error"];
-    const keys = [...new Set(D.verdicts.map((r) => r.verifier + " · " + r.domain))];
+    const key = (r) => r.verifier + " · " + (r.bucket && r.bucket !== "reasoning" ? r.bucket + " · " : "") + r.domain;
+    const keys = [...new Set(D.verdicts.map(key))];
     const items = keys.map((k) => ({ label: k, values: verdicts.map((v) => {
-      const r = D.verdicts.find((x) => x.verifier + " · " + x.domain === k && x.verdict === v); return r ? r.n : 0; }) }));
+      const r = D.verdicts.find((x) => key(x) === k && x.verdict === v); return r ? r.n : 0; }) }));
     body("verdicts").append(card("Verdicts per verifier and domain", bars(items, { series: verdicts, left: 200 })));
   }
 
