@@ -25,8 +25,9 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,6 +105,8 @@ class IngestReport:
     reasons: Counter[str] = field(default_factory=Counter)
     # Prompts of this file whose reference disagrees with another source's (view reference_conflicts).
     reference_conflicts: int = 0
+    # The file's think format when `auto` decided it for the whole file (None: per row).
+    think_format: str | None = None
 
     @property
     def reconciles(self) -> bool:
@@ -115,6 +118,7 @@ class IngestReport:
             f"{self.source}: in={self.rows_in} = taken {self.taken} + already stored {self.already_stored} "
             f"+ quarantined {self.quarantined} ({q}); wrote {self.traces_written} traces, "
             f"{self.prompts_written} prompts in {self.seconds:.1f}s"
+            + (f"; think format {self.think_format} (detected for the file)" if self.think_format else "")
             + (f"; {self.reference_conflicts} prompts whose reference disagrees with another source "
                "(each trace keeps its own; see the reference_conflicts view)" if self.reference_conflicts else "")
         )
@@ -474,6 +478,12 @@ def ingest(
     source = opts.source or path.name
     report = IngestReport(run.run_id, source)
     mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
+    if opts.think_format == "auto" and fmt != "hub":
+        detected = detect_file_think_format(path, mapper, cfg, opts)
+        if detected is not None:
+            report.think_format = detected
+            opts = replace(opts, think_format=detected)
+            mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
     asm = Assembler(ws, opts.kind, cfg, report)
     try:
         for block in _mapped_blocks(path, fmt, mapper, cfg, opts):
@@ -494,10 +504,32 @@ def ingest(
     run.finish(
         {"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined,
          "already_stored": report.already_stored, "traces_written": report.traces_written,
-         "reference_conflicts": report.reference_conflicts,
+         "reference_conflicts": report.reference_conflicts, "think_format_detected": report.think_format,
          "prompts_written": report.prompts_written, **{f"reason:{k}": v for k, v in report.reasons.items()}}
     )
     return report
+
+
+def detect_file_think_format(path: Path, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions,
+                             sample_rows: int = 2000) -> str | None:
+    """The think format of a whole file, from its first `sample_rows` rows; None: decide per row.
+
+    A file whose finished rows close `</think>` and none opens it was generated with `<think>`
+    in the prompt: every row is prompt-opened, the truncated ones (no marker at all) included,
+    which row by row would read as `none` (a short answer with no reasoning).
+    """
+    items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
+    seen: Counter[str] = Counter()
+    try:
+        for _line, _prompt, traces in mapper.map_items(islice(items, sample_rows)).mapped:
+            seen.update(t["think_format"] for t in traces)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+    if seen["prompt_opened"] and not seen["think"] and not seen["sky_t1"]:
+        return "prompt_opened"
+    return None
 
 
 def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions) -> Iterator[Block]:
