@@ -25,11 +25,13 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
+
+import pyarrow as pa
 
 from dataengine.config import section
 from dataengine.readers import RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
@@ -80,6 +82,8 @@ class IngestOptions:
     completion_after: str | None = None
     columns: list[str] | None = None  # header for headerless CSV/TSV
     split: str | None = None
+    # Re-parse a file ingested before: its new rows supersede the old rows of the same source.
+    replace: bool = False
 
     def __post_init__(self) -> None:
         allowed = TRACE_FIELDS if self.kind == "traces" else PROMPT_FIELDS
@@ -107,6 +111,8 @@ class IngestReport:
     reference_conflicts: int = 0
     # The file's think format when `auto` decided it for the whole file (None: per row).
     think_format: str | None = None
+    # --replace: older rows of this source retired (their filter/verify rows with them).
+    superseded: int = 0
 
     @property
     def reconciles(self) -> bool:
@@ -119,6 +125,8 @@ class IngestReport:
             f"+ quarantined {self.quarantined} ({q}); wrote {self.traces_written} traces, "
             f"{self.prompts_written} prompts in {self.seconds:.1f}s"
             + (f"; think format {self.think_format} (detected for the file)" if self.think_format else "")
+            + (f"; replaced {self.superseded} earlier traces of this source (re-run filter and verify)"
+               if self.superseded else "")
             + (f"; {self.reference_conflicts} prompts whose reference disagrees with another source "
                "(each trace keeps its own; see the reference_conflicts view)" if self.reference_conflicts else "")
         )
@@ -365,10 +373,12 @@ class Assembler:
     """Takes mapped blocks in file order, assigns sample indexes and trace ids, skips ids already
     stored, and writes shards (on a background thread, so Parquet encoding overlaps parsing)."""
 
-    def __init__(self, ws: Workspace, kind: Kind, cfg: IngestConfig, report: IngestReport):
+    def __init__(self, ws: Workspace, kind: Kind, cfg: IngestConfig, report: IngestReport, replace: bool = False):
         self.ws, self.kind, self.cfg, self.report = ws, kind, cfg, report
-        self.stored_traces = ws.existing_ids("traces", "trace_id") if kind == "traces" else set()
-        self.stored_prompts = ws.existing_ids("prompts", "prompt_id")
+        # replace: nothing counts as stored, every row is written again (the old ones are retired
+        # by `supersede` once this run has written all of its rows).
+        self.stored_traces = ws.existing_ids("traces", "trace_id") if kind == "traces" and not replace else set()
+        self.stored_prompts = ws.existing_ids("prompts", "prompt_id") if not replace else set()
         self.sample_counter: Counter[tuple[str, str]] = Counter()
         self._traces: list[dict[str, Any]] = []
         self._prompts: list[dict[str, Any]] = []
@@ -484,7 +494,7 @@ def ingest(
             report.think_format = detected
             opts = replace(opts, think_format=detected)
             mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
-    asm = Assembler(ws, opts.kind, cfg, report)
+    asm = Assembler(ws, opts.kind, cfg, report, replace=opts.replace)
     try:
         for block in _mapped_blocks(path, fmt, mapper, cfg, opts):
             asm.add(block)
@@ -495,6 +505,8 @@ def ingest(
         asm.close()  # keep what was read: a rerun then skips it
         run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
         raise
+    if opts.replace and opts.kind == "traces":
+        report.superseded = supersede(ws, source, run.run_id)
     report.seconds = time.perf_counter() - t0
     report.bytes_read = path.stat().st_size if path.is_file() else 0
     assert report.reconciles, report  # a bug in this module, not in the input
@@ -505,9 +517,46 @@ def ingest(
         {"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined,
          "already_stored": report.already_stored, "traces_written": report.traces_written,
          "reference_conflicts": report.reference_conflicts, "think_format_detected": report.think_format,
+         "superseded": report.superseded,
          "prompts_written": report.prompts_written, **{f"reason:{k}": v for k, v in report.reasons.items()}}
     )
     return report
+
+
+# Rows computed from a trace's parse: stale once the trace is re-parsed, so they go with it.
+_DERIVED = ("filter_results", "verifications")
+
+
+def supersede(ws: Workspace, source: str, run_id: str) -> int:
+    """Retire the rows of `source` that runs other than `run_id` wrote to `traces` (and their
+    filter / verify rows); returns how many traces were retired.
+
+    A shard is rewritten in place without those rows (written beside and renamed, so a reader
+    sees the old shard or the new one, never half of one). Called after the new rows are all
+    written: a failure before this point leaves old and new rows, never neither.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    retired: set[str] = set()
+    for shard in ws.shards("traces"):
+        meta = pq.read_table(shard, columns=["source", "run_id", "trace_id"])
+        old = pc.and_(pc.equal(meta["source"], source), pc.not_equal(meta["run_id"], run_id))
+        old = pc.fill_null(old, False)
+        n_old = pc.sum(old).as_py() or 0
+        if not n_old:
+            continue
+        retired.update(meta.filter(old)["trace_id"].to_pylist())
+        ws._write_atomic(pq.read_table(shard).filter(pc.invert(old)), shard)
+    if retired:
+        ids = pa.array(sorted(retired), pa.string())
+        for table in _DERIVED:
+            for shard in ws.shards(table):
+                tbl = pq.read_table(shard)
+                hit = pc.is_in(tbl["trace_id"], value_set=ids)
+                if pc.any(hit).as_py():
+                    ws._write_atomic(tbl.filter(pc.invert(hit)), shard)
+    return len(retired)
 
 
 def detect_file_think_format(path: Path, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions,
