@@ -176,23 +176,66 @@ def _json_text(row: dict[str, Any], key: str | None) -> str | None:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
 
 
-def _message_text(content: Any) -> str:
-    """Message content as text: a string, or a list of parts ({type: text, text|value})."""
+_TEXT_KEYS = ("text", "value", "content")
+
+
+def _part_text(p: Any) -> str:
+    if isinstance(p, dict):
+        v = next((p[k] for k in _TEXT_KEYS if k in p), "")
+        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+    return str(p)
+
+
+def _parts(content: Any) -> list[tuple[str, str]]:
+    """Message content as (type, text) parts: a string is one text part; typed parts keep their
+    type (`text`, `reasoning`/`thinking`, `tool_call`, …)."""
     if isinstance(content, str):
-        return content
+        return [("text", content)]
     if isinstance(content, list):
-        parts = []
+        out = []
         for p in content:
-            if isinstance(p, dict):
-                parts.append(str(p.get("text", p.get("value", p.get("content", "")))))
-            else:
-                parts.append(str(p))
-        return "".join(parts)
+            kind = str(p.get("type", "text")) if isinstance(p, dict) else "text"
+            out.append(("reasoning" if kind in ("reasoning", "thinking") else kind, _part_text(p)))
+        return out
+    if content is None:
+        return []
     raise _Reject("wrong_type", "messages", f"message content is {type(content).__name__}")
 
 
-def _from_messages(msgs: Any) -> tuple[str, str, str | None]:
-    """(prompt, completion, system) from a chat: the user turn before the last assistant turn."""
+def _message_text(content: Any) -> str:
+    """The visible text of a message: its text parts, separated by a blank line (never glued)."""
+    return "\n\n".join(t for kind, t in _parts(content) if kind == "text" and t)
+
+
+def _turn(m: dict[str, Any]) -> dict[str, Any]:
+    """An earlier turn for `metadata.history`: role and visible text, plus its reasoning and tool
+    calls when it had any (exports read role and content)."""
+    parts = _parts(m.get("content"))
+    turn: dict[str, Any] = {"role": m.get("role"), "content": _message_text(m.get("content"))}
+    reasoning = [t for kind, t in parts if kind == "reasoning" and t]
+    calls = [t for kind, t in parts if kind == "tool_call"]
+    if reasoning:
+        turn["reasoning"] = "\n\n".join(reasoning)
+    if calls:
+        turn["tool_calls"] = [_json_or_text(c) for c in calls]
+    return turn
+
+
+def _json_or_text(s: str) -> Any:
+    try:
+        return json.loads(s)
+    except (json.JSONDecodeError, TypeError):
+        return s
+
+
+def _from_messages(msgs: Any) -> tuple[str, str, str | None, dict[str, Any]]:
+    """(prompt, completion, system, metadata) from a chat.
+
+    The prompt is the last user turn before the last assistant turn; the turns before it go to
+    `metadata.history`. Everything after it is the assistant's work: reasoning parts become the
+    think block, tool calls (with the tool's reply) go to `metadata.tool_calls`, and the last
+    assistant turn's text is the answer.
+    """
     if not isinstance(msgs, list) or not msgs:
         raise _Reject("wrong_type", "messages", "expected a non-empty list of {role, content}")
     roles = [m.get("role") if isinstance(m, dict) else None for m in msgs]
@@ -204,8 +247,29 @@ def _from_messages(msgs: Any) -> tuple[str, str, str | None]:
     users = [i for i in range(last_asst) if roles[i] == "user"]
     if not users:
         raise _Reject("missing_field", "messages", "no user message before the last assistant message")
+    u = users[-1]
     system = next((_message_text(m.get("content")) for m in msgs if m.get("role") == "system"), None)
-    return _message_text(msgs[users[-1]].get("content")), _message_text(msgs[last_asst].get("content")), system
+    meta: dict[str, Any] = {}
+    history = [_turn(m) for m in msgs[:u] if m.get("role") != "system"]
+    if history:
+        meta["history"] = history
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for m in msgs[u + 1 : last_asst + 1]:
+        parts = _parts(m.get("content"))
+        if m.get("role") == "assistant":
+            reasoning += [t for kind, t in parts if kind == "reasoning" and t]
+            calls += [{"call": _json_or_text(t)} for kind, t in parts if kind == "tool_call"]
+            if m is not msgs[last_asst]:
+                # text an assistant wrote before calling a tool is part of its work, not the answer
+                reasoning += [t for kind, t in parts if kind == "text" and t]
+        elif m.get("role") == "tool" and calls:
+            calls[-1]["result"] = _message_text(m.get("content"))
+    if calls:
+        meta["tool_calls"] = calls
+    answer = _message_text(msgs[last_asst].get("content"))
+    completion = f"<think>\n{chr(10).join(reasoning)}\n</think>\n\n{answer}" if reasoning else answer
+    return _message_text(msgs[u].get("content")), completion, system, meta
 
 
 @dataclass
@@ -269,8 +333,9 @@ class RowMapper:
         k = self.keys
         system = None
         prompt_text = None
+        chat_meta: dict[str, Any] = {}
         if k["messages"] in row and row.get(k["completion"]) is None and k["messages"] != k["completion"]:
-            prompt_text, completion, system = _from_messages(row[k["messages"]])
+            prompt_text, completion, system, chat_meta = _from_messages(row[k["messages"]])
             completions = [completion]
         else:
             completions = self._completions(row)
@@ -295,6 +360,7 @@ class RowMapper:
             meta = self._metadata(row, i if is_list else None, n if is_list else None, keep=unused)
             if system is not None:
                 meta["system"] = system
+            meta.update(chat_meta)
             if prompt.reference_answer is not None:
                 # The trace's own reference: the prompt row keeps the first file's, and a later
                 # file that disagrees must still be graded against its own (view reference_conflicts).
