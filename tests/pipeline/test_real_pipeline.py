@@ -118,6 +118,11 @@ def test_rejection_sampling_exports_only_selected_reasoning(verified: Path, shar
     bad = ws.query("select count(*) from traces t join verified_traces v using (trace_id) "
                    "where t.trace_id in (select unnest($ids)) and not v.is_correct", {"ids": sorted(reasoning)}).fetchone()[0]
     assert bad == 0
+    # no cut-off chain of thought reached the export (finer truncation verdicts are the filters')
+    open_or_cut = ws.query("select count(*) from traces where trace_id in (select unnest($ids)) "
+                           "and (not coalesce(think_closed, false) or coalesce(finish_reason, 'stop') = 'length' "
+                           "or answer = '')", {"ids": sorted(reasoning)}).fetchone()[0]
+    assert open_or_cut == 0
     # non-reasoning rows were skipped by the verifiers, never graded against a missing reference
     graded = ws.query("select count(*) from verifications v join traces t using (trace_id) "
                       "where t.metadata->>'bucket' = 'non_reasoning' and v.details->>'reason' in ('no_tests', 'no_reference')"
