@@ -138,11 +138,14 @@ def rejected_samples(ws: Workspace, reason: str, n: int = 5, filter_name: str | 
     """
     rows = ws.query(sql, {"reason": reason, "filter": filter_name, "n": int(n)}).fetchall()
     out = []
+    from dataengine.spans import locate_span
+
     for trace_id, filt, rsn, raw, completion, reasoning, answer in rows:
         scores = json.loads(raw) if raw else {}
         key = get_filter(filt).span_for_reason.get(rsn)
-        span_info = (scores.get("spans") or {}).get(key) if key else None
         texts = {"completion": completion or "", "reasoning": reasoning or "", "answer": answer or ""}
+        # The filter's own span when it recorded one, else located from the reason and the text.
+        span_info = locate_span(filt, rsn, scores, texts, key)
         if span_info:
             part, a, b = span_info
             out.append(RejectedSample(trace_id, filt, rsn, scores, texts.get(part, ""), part, (int(a), int(b))))

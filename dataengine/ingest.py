@@ -26,9 +26,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
+
+import pyarrow as pa
 
 from dataengine.config import section
 from dataengine.readers import RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
@@ -79,6 +82,8 @@ class IngestOptions:
     completion_after: str | None = None
     columns: list[str] | None = None  # header for headerless CSV/TSV
     split: str | None = None
+    # Re-parse a file ingested before: its new rows supersede the old rows of the same source.
+    replace: bool = False
 
     def __post_init__(self) -> None:
         allowed = TRACE_FIELDS if self.kind == "traces" else PROMPT_FIELDS
@@ -102,6 +107,12 @@ class IngestReport:
     bytes_read: int = 0
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
+    # Prompts of this file whose reference disagrees with another source's (view reference_conflicts).
+    reference_conflicts: int = 0
+    # The file's think format when `auto` decided it for the whole file (None: per row).
+    think_format: str | None = None
+    # --replace: older rows of this source retired (their filter/verify rows with them).
+    superseded: int = 0
 
     @property
     def reconciles(self) -> bool:
@@ -113,6 +124,11 @@ class IngestReport:
             f"{self.source}: in={self.rows_in} = taken {self.taken} + already stored {self.already_stored} "
             f"+ quarantined {self.quarantined} ({q}); wrote {self.traces_written} traces, "
             f"{self.prompts_written} prompts in {self.seconds:.1f}s"
+            + (f"; think format {self.think_format} (detected for the file)" if self.think_format else "")
+            + (f"; replaced {self.superseded} earlier traces of this source (re-run filter and verify)"
+               if self.superseded else "")
+            + (f"; {self.reference_conflicts} prompts whose reference disagrees with another source "
+               "(each trace keeps its own; see the reference_conflicts view)" if self.reference_conflicts else "")
         )
 
 
@@ -160,23 +176,66 @@ def _json_text(row: dict[str, Any], key: str | None) -> str | None:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
 
 
-def _message_text(content: Any) -> str:
-    """Message content as text: a string, or a list of parts ({type: text, text|value})."""
+_TEXT_KEYS = ("text", "value", "content")
+
+
+def _part_text(p: Any) -> str:
+    if isinstance(p, dict):
+        v = next((p[k] for k in _TEXT_KEYS if k in p), "")
+        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+    return str(p)
+
+
+def _parts(content: Any) -> list[tuple[str, str]]:
+    """Message content as (type, text) parts: a string is one text part; typed parts keep their
+    type (`text`, `reasoning`/`thinking`, `tool_call`, …)."""
     if isinstance(content, str):
-        return content
+        return [("text", content)]
     if isinstance(content, list):
-        parts = []
+        out = []
         for p in content:
-            if isinstance(p, dict):
-                parts.append(str(p.get("text", p.get("value", p.get("content", "")))))
-            else:
-                parts.append(str(p))
-        return "".join(parts)
+            kind = str(p.get("type", "text")) if isinstance(p, dict) else "text"
+            out.append(("reasoning" if kind in ("reasoning", "thinking") else kind, _part_text(p)))
+        return out
+    if content is None:
+        return []
     raise _Reject("wrong_type", "messages", f"message content is {type(content).__name__}")
 
 
-def _from_messages(msgs: Any) -> tuple[str, str, str | None]:
-    """(prompt, completion, system) from a chat: the user turn before the last assistant turn."""
+def _message_text(content: Any) -> str:
+    """The visible text of a message: its text parts, separated by a blank line (never glued)."""
+    return "\n\n".join(t for kind, t in _parts(content) if kind == "text" and t)
+
+
+def _turn(m: dict[str, Any]) -> dict[str, Any]:
+    """An earlier turn for `metadata.history`: role and visible text, plus its reasoning and tool
+    calls when it had any (exports read role and content)."""
+    parts = _parts(m.get("content"))
+    turn: dict[str, Any] = {"role": m.get("role"), "content": _message_text(m.get("content"))}
+    reasoning = [t for kind, t in parts if kind == "reasoning" and t]
+    calls = [t for kind, t in parts if kind == "tool_call"]
+    if reasoning:
+        turn["reasoning"] = "\n\n".join(reasoning)
+    if calls:
+        turn["tool_calls"] = [_json_or_text(c) for c in calls]
+    return turn
+
+
+def _json_or_text(s: str) -> Any:
+    try:
+        return json.loads(s)
+    except (json.JSONDecodeError, TypeError):
+        return s
+
+
+def _from_messages(msgs: Any) -> tuple[str, str, str | None, dict[str, Any]]:
+    """(prompt, completion, system, metadata) from a chat.
+
+    The prompt is the last user turn before the last assistant turn; the turns before it go to
+    `metadata.history`. Everything after it is the assistant's work: reasoning parts become the
+    think block, tool calls (with the tool's reply) go to `metadata.tool_calls`, and the last
+    assistant turn's text is the answer.
+    """
     if not isinstance(msgs, list) or not msgs:
         raise _Reject("wrong_type", "messages", "expected a non-empty list of {role, content}")
     roles = [m.get("role") if isinstance(m, dict) else None for m in msgs]
@@ -188,8 +247,29 @@ def _from_messages(msgs: Any) -> tuple[str, str, str | None]:
     users = [i for i in range(last_asst) if roles[i] == "user"]
     if not users:
         raise _Reject("missing_field", "messages", "no user message before the last assistant message")
+    u = users[-1]
     system = next((_message_text(m.get("content")) for m in msgs if m.get("role") == "system"), None)
-    return _message_text(msgs[users[-1]].get("content")), _message_text(msgs[last_asst].get("content")), system
+    meta: dict[str, Any] = {}
+    history = [_turn(m) for m in msgs[:u] if m.get("role") != "system"]
+    if history:
+        meta["history"] = history
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for m in msgs[u + 1 : last_asst + 1]:
+        parts = _parts(m.get("content"))
+        if m.get("role") == "assistant":
+            reasoning += [t for kind, t in parts if kind == "reasoning" and t]
+            calls += [{"call": _json_or_text(t)} for kind, t in parts if kind == "tool_call"]
+            if m is not msgs[last_asst]:
+                # text an assistant wrote before calling a tool is part of its work, not the answer
+                reasoning += [t for kind, t in parts if kind == "text" and t]
+        elif m.get("role") == "tool" and calls:
+            calls[-1]["result"] = _message_text(m.get("content"))
+    if calls:
+        meta["tool_calls"] = calls
+    answer = _message_text(msgs[last_asst].get("content"))
+    completion = f"<think>\n{chr(10).join(reasoning)}\n</think>\n\n{answer}" if reasoning else answer
+    return _message_text(msgs[u].get("content")), completion, system, meta
 
 
 @dataclass
@@ -219,6 +299,9 @@ class RowMapper:
         # canonical -> source key; identity for canonical fields that are not remapped.
         self.keys: dict[str, str] = {c: self.opts.mapping.get(c, c) for c in allowed}
         self.consumed = set(self.keys.values())
+        # Fields read only when `completion` is absent: a row with a completion keeps them in
+        # metadata (Sky-T1's clean `answer` is not the completion's answer part).
+        self.fallback_only = {self.keys[c] for c in ("reasoning", "answer", "messages") if c in self.keys}
 
     def map_items(self, items: Iterable[tuple[int, dict[str, Any] | RowError]]) -> Block:
         out = Block()
@@ -250,8 +333,9 @@ class RowMapper:
         k = self.keys
         system = None
         prompt_text = None
+        chat_meta: dict[str, Any] = {}
         if k["messages"] in row and row.get(k["completion"]) is None and k["messages"] != k["completion"]:
-            prompt_text, completion, system = _from_messages(row[k["messages"]])
+            prompt_text, completion, system, chat_meta = _from_messages(row[k["messages"]])
             completions = [completion]
         else:
             completions = self._completions(row)
@@ -264,6 +348,7 @@ class RowMapper:
         finish = _text(row, k["finish_reason"], "finish_reason")
         n = len(completions)
         is_list = isinstance(row.get(k["completion"]), list)
+        unused = self.fallback_only - {k["completion"]} if row.get(k["completion"]) is not None else set()
         traces = []
         for i, completion in enumerate(completions):
             rendered = None
@@ -272,9 +357,14 @@ class RowMapper:
                 if cut >= 0:
                     rendered = completion[: cut + len(self.opts.completion_after)]
                     completion = completion[cut + len(self.opts.completion_after) :]
-            meta = self._metadata(row, i if is_list else None, n if is_list else None)
+            meta = self._metadata(row, i if is_list else None, n if is_list else None, keep=unused)
             if system is not None:
                 meta["system"] = system
+            meta.update(chat_meta)
+            if prompt.reference_answer is not None:
+                # The trace's own reference: the prompt row keeps the first file's, and a later
+                # file that disagrees must still be graded against its own (view reference_conflicts).
+                meta["reference_answer"] = prompt.reference_answer
             # sample_idx and trace_id depend on what came before in the file: the Assembler sets them.
             t = Trace(
                 prompt_id=prompt.prompt_id, completion=completion, model=model,
@@ -308,10 +398,11 @@ class RowMapper:
             tests=_json_text(row, k["tests"]),
         )
 
-    def _metadata(self, row: dict[str, Any], index: int | None = None, n: int | None = None) -> dict[str, Any]:
+    def _metadata(self, row: dict[str, Any], index: int | None = None, n: int | None = None,
+                  keep: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         meta = {}
         for key, v in row.items():
-            if key in self.consumed:
+            if key in self.consumed and key not in keep:
                 continue
             if index is not None and isinstance(v, list) and len(v) == n:
                 v = v[index]
@@ -348,10 +439,12 @@ class Assembler:
     """Takes mapped blocks in file order, assigns sample indexes and trace ids, skips ids already
     stored, and writes shards (on a background thread, so Parquet encoding overlaps parsing)."""
 
-    def __init__(self, ws: Workspace, kind: Kind, cfg: IngestConfig, report: IngestReport):
+    def __init__(self, ws: Workspace, kind: Kind, cfg: IngestConfig, report: IngestReport, replace: bool = False):
         self.ws, self.kind, self.cfg, self.report = ws, kind, cfg, report
-        self.stored_traces = ws.existing_ids("traces", "trace_id") if kind == "traces" else set()
-        self.stored_prompts = ws.existing_ids("prompts", "prompt_id")
+        # replace: nothing counts as stored, every row is written again (the old ones are retired
+        # by `supersede` once this run has written all of its rows).
+        self.stored_traces = ws.existing_ids("traces", "trace_id") if kind == "traces" and not replace else set()
+        self.stored_prompts = ws.existing_ids("prompts", "prompt_id") if not replace else set()
         self.sample_counter: Counter[tuple[str, str]] = Counter()
         self._traces: list[dict[str, Any]] = []
         self._prompts: list[dict[str, Any]] = []
@@ -461,7 +554,13 @@ def ingest(
     source = opts.source or path.name
     report = IngestReport(run.run_id, source)
     mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
-    asm = Assembler(ws, opts.kind, cfg, report)
+    if opts.think_format == "auto" and fmt != "hub":
+        detected = detect_file_think_format(path, mapper, cfg, opts)
+        if detected is not None:
+            report.think_format = detected
+            opts = replace(opts, think_format=detected)
+            mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
+    asm = Assembler(ws, opts.kind, cfg, report, replace=opts.replace)
     try:
         for block in _mapped_blocks(path, fmt, mapper, cfg, opts):
             asm.add(block)
@@ -472,15 +571,80 @@ def ingest(
         asm.close()  # keep what was read: a rerun then skips it
         run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
         raise
+    if opts.replace and opts.kind == "traces":
+        report.superseded = supersede(ws, source, run.run_id)
     report.seconds = time.perf_counter() - t0
     report.bytes_read = path.stat().st_size if path.is_file() else 0
     assert report.reconciles, report  # a bug in this module, not in the input
+    if report.taken:
+        report.reference_conflicts = ws.query(
+            "select count(*) from reference_conflicts where list_contains(sources, $s)", {"s": source}).fetchone()[0]
     run.finish(
         {"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined,
          "already_stored": report.already_stored, "traces_written": report.traces_written,
+         "reference_conflicts": report.reference_conflicts, "think_format_detected": report.think_format,
+         "superseded": report.superseded,
          "prompts_written": report.prompts_written, **{f"reason:{k}": v for k, v in report.reasons.items()}}
     )
     return report
+
+
+# Rows computed from a trace's parse: stale once the trace is re-parsed, so they go with it.
+_DERIVED = ("filter_results", "verifications")
+
+
+def supersede(ws: Workspace, source: str, run_id: str) -> int:
+    """Retire the rows of `source` that runs other than `run_id` wrote to `traces` (and their
+    filter / verify rows); returns how many traces were retired.
+
+    A shard is rewritten in place without those rows (written beside and renamed, so a reader
+    sees the old shard or the new one, never half of one). Called after the new rows are all
+    written: a failure before this point leaves old and new rows, never neither.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    retired: set[str] = set()
+    for shard in ws.shards("traces"):
+        meta = pq.read_table(shard, columns=["source", "run_id", "trace_id"])
+        old = pc.and_(pc.equal(meta["source"], source), pc.not_equal(meta["run_id"], run_id))
+        old = pc.fill_null(old, False)
+        n_old = pc.sum(old).as_py() or 0
+        if not n_old:
+            continue
+        retired.update(meta.filter(old)["trace_id"].to_pylist())
+        ws._write_atomic(pq.read_table(shard).filter(pc.invert(old)), shard)
+    if retired:
+        ids = pa.array(sorted(retired), pa.string())
+        for table in _DERIVED:
+            for shard in ws.shards(table):
+                tbl = pq.read_table(shard)
+                hit = pc.is_in(tbl["trace_id"], value_set=ids)
+                if pc.any(hit).as_py():
+                    ws._write_atomic(tbl.filter(pc.invert(hit)), shard)
+    return len(retired)
+
+
+def detect_file_think_format(path: Path, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions,
+                             sample_rows: int = 2000) -> str | None:
+    """The think format of a whole file, from its first `sample_rows` rows; None: decide per row.
+
+    A file whose finished rows close `</think>` and none opens it was generated with `<think>`
+    in the prompt: every row is prompt-opened, the truncated ones (no marker at all) included,
+    which row by row would read as `none` (a short answer with no reasoning).
+    """
+    items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
+    seen: Counter[str] = Counter()
+    try:
+        for _line, _prompt, traces in mapper.map_items(islice(items, sample_rows)).mapped:
+            seen.update(t["think_format"] for t in traces)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+    if seen["prompt_opened"] and not seen["think"] and not seen["sky_t1"]:
+        return "prompt_opened"
+    return None
 
 
 def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions) -> Iterator[Block]:

@@ -46,6 +46,8 @@ from dataengine.records import THINK_FORMATS
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--max-row-bytes", type=int, help="Quarantine rows larger than this.")
 @click.option("--strict", is_flag=True, default=None, help="Exit 1 when any row is quarantined.")
+@click.option("--replace", is_flag=True, help="Re-parse a file ingested before: its rows supersede the old rows of "
+              "the same source (whose filter and verify rows are dropped: re-run those stages).")
 @json_option
 @click.pass_context
 @user_errors
@@ -53,19 +55,22 @@ def ingest(
     ctx: click.Context, path: Path, kind: str, sft_format: str, category: str | None, mapping: tuple[str, ...], domain: str | None,
     language: str | None, model: str | None, source: str | None, sampling_run: str | None,
     think_format: str, completion_after: str | None, columns: str | None, split: str | None,
-    config_path: Path | None, max_row_bytes: int | None, strict: bool | None, as_json: bool,
+    config_path: Path | None, max_row_bytes: int | None, strict: bool | None, replace: bool = False,
+    as_json: bool = False,
 ) -> None:
     """Ingest a JSONL / JSON / Parquet / CSV / TSV file, a datasets folder, or a hub id.
 
     Bad rows go to the `quarantine` table with file, line, field and reason; the summary
-    reconciles: in = taken + already stored + quarantined. Re-ingesting a file adds nothing.
+    reconciles: in = taken + already stored + quarantined. Re-ingesting a file adds nothing,
+    unless --replace: then its re-parsed rows supersede the old ones.
 
     \b
     Examples:
       dataengine ingest traces.jsonl --kind traces --map completion=response \\
           --map reference_answer=gold_answer --domain math
       dataengine ingest prompts.parquet --kind prompts --map prompt=problem --map reference_answer=answer
-      dataengine ingest sky_t1.jsonl --map prompt=question --map completion=code --map reference_answer=gt
+      dataengine ingest sky_t1.jsonl --map prompt=question --map completion=code --map reference_answer=answer
+      dataengine ingest r1.jsonl --map completion=response --think-format prompt_opened --replace
       dataengine ingest s1k.parquet --map prompt=question --map reasoning=gemini_thinking_trajectory \\
           --map answer=gemini_attempt --map reference_answer=solution
       dataengine ingest mgsm_de.tsv --kind prompts --columns prompt,reference_answer --language de
@@ -82,7 +87,7 @@ def ingest(
         mapping=parse_kv(mapping, "--map"),
         domain=domain, language=language, model=model, source=source, sampling_run=sampling_run,
         think_format=think_format, completion_after=completion_after,
-        columns=[c.strip() for c in columns.split(",")] if columns else None, split=split,
+        columns=[c.strip() for c in columns.split(",")] if columns else None, split=split, replace=replace,
     )
     ws = workspace_from(ctx)
     with progress_bar(f"ingest {path.name}", None) as update:

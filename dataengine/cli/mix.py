@@ -65,6 +65,9 @@ def mix(ctx: click.Context, config_path: Path | None, mix_id: str | None, reason
     try:
         out = run_mix(workspace_from(ctx), cfg, **overrides)
     except MixShortfall as e:
+        if as_json:  # the machine-readable answer lists every shortfall, and the exit status is still 1
+            click.echo(json.dumps({"error": str(e), "shortfall": e.report}, indent=2, default=str))
+            ctx.exit(1)
         raise click.ClickException(str(e)) from None
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))

@@ -111,11 +111,34 @@ def plan_bucket(
             plan[d]["copies_extra"] = rows % avail
             s["upsampled_rows"] = rows - avail
             s["missing"] = target - rows
+    # A bucket can be short with no short domain: an empty pool (no domain at all to weigh) or
+    # weights naming no pool domain. The bucket row ("*") says so, so `fail` fails on it too.
+    rows = sum(p["take"] * p["copies_base"] + p["copies_extra"] for p in plan.values())
+    if rows < quota and not any(s["domain"] == "*" for s in shortfall):
+        shortfall.append({"bucket": bucket, "domain": "*", "target": quota,
+                          "available": sum(available.values()), "missing": quota - rows})
     return plan, shortfall
 
 
 def _stage_ran(con: Any, table: str) -> bool:
     return con.execute(f"select exists (select 1 from {table})").fetchall()[0][0]  # noqa: S608 - fixed table names
+
+
+def _resolve_selection(con: Any, name: str | None) -> str | None:
+    """The selection the mix draws reasoning traces from: `name`, else the latest select run's one.
+
+    'none' turns selections off. A named selection that no select run wrote is an error, not an
+    empty reasoning bucket.
+    """
+    if name == "none":
+        return None
+    if name is not None:
+        if not con.execute("select exists (select 1 from selected_traces where selection = $s)", {"s": name}).fetchall()[0][0]:
+            known = [r[0] for r in con.execute("select distinct selection from selected_traces order by 1").fetchall()]
+            raise ValueError(f"mix.selection: no selection {name!r} in this workspace (known: {', '.join(known) or 'none; run `dataengine select`'})")
+        return name
+    row = con.execute("select selection from selections order by written_at desc, run_id desc limit 1").fetchall()
+    return row[0][0] if row else None
 
 
 def default_mix_id(cfg: MixConfig) -> str:
@@ -139,14 +162,17 @@ def run_mix(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, A
     mcfg: MixConfig = apply_overrides(cfg.section("mix"), overrides)
     mcfg.validate()
     mix_id = mcfg.mix_id or default_mix_id(mcfg)
-    run = ws.start_run("mix", {**asdict(mcfg), "mix_id": mix_id})
     t0 = time.perf_counter()
     con = ws.connect()
     try:
         con.execute("set enable_progress_bar = false")  # it writes to stdout, which is the CLI's output
+        selection = _resolve_selection(con, mcfg.selection)
+        # The resolved selection is part of the run's config: the card and report name it from there.
+        run = ws.start_run("mix", {**asdict(mcfg), "mix_id": mix_id, "selection_used": selection})
         stages = {"filter": _stage_ran(con, "filter_results"), "verify": _stage_ran(con, "verifications"),
                   "dedup": _stage_ran(con, "dedup")}
         params = {
+            "selection": selection or "", "select_active": selection is not None,
             "seed": mcfg.seed, "min_chars": mcfg.min_chars, "max_chars": mcfg.max_chars,
             "max_completion_tokens": mcfg.max_completion_tokens, "require_think_closed": mcfg.require_think_closed,
             "finish_reasons": mcfg.finish_reasons, "filters": mcfg.filters, "filters_active": stages["filter"],
@@ -219,7 +245,7 @@ def run_mix(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, A
         "rows_by_bucket": rows_by_bucket, "rows_by_domain": by_domain,
         "quotas": quotas, "pool": pool_total, "qualified": available, "excluded": excluded,
         "unfilled": {b: max(quotas[b] - rows_by_bucket.get(b, 0), 0) for b in BUCKETS},
-        "stages_run": stages, "shortfall": shortfall, "policy": mcfg.shortfall, "seed": mcfg.seed,
+        "stages_run": stages, "selection": selection, "shortfall": shortfall, "policy": mcfg.shortfall, "seed": mcfg.seed,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     run.finish({"in": sum(pool_total.values()), "out": n, "quarantined": 0, "rows": sum(copies),

@@ -107,6 +107,9 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
                      "min_chars", "max_chars", "max_completion_tokens", "require_think_closed", "finish_reasons",
                      "shortfall", "upsample_cap", "seed"]
         parts.append(_table(["setting", "value"], [[k, f"`{json.dumps(mix_cfg.get(k))}`"] for k in spec_keys]))
+        sel = mix_cfg.get("selection_used")
+        parts += ["", f"Reasoning traces drawn only from the selection `{sel}` (latest `dataengine select` run of it)."
+                  if sel else "Reasoning traces: no selection used (select not run, or `mix.selection: none`)."]
         unfilled = {k.split(":", 1)[1]: v for k, v in mix_counts.items() if k.startswith("unfilled:")}
         excluded = {k.split(":", 1)[1]: v for k, v in mix_counts.items() if k.startswith("excluded:")}
         parts += ["", "Rows the pool could not supply (after the shortfall policy): "
@@ -119,11 +122,13 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
 
     # Filters
     parts += ["", "## Filters"]
-    flt = _rows(ws, "select filter, count(*) filter (where passed), count(*) filter (where not passed), "
-                    "any_value(config_hash) from filter_results group by all order by all")
+    # Per bucket: non-reasoning rows are scored by their own profile, not as failed reasoning.
+    flt = _rows(ws, "select coalesce(t.metadata->>'bucket', 'reasoning') as bucket, r.filter, "
+                    "count(*) filter (where r.passed), count(*) filter (where not r.passed), any_value(r.config_hash) "
+                    "from filter_results r left join traces t using (trace_id) group by all order by all")
     if flt:
         fruns = _rows(ws, "select config from runs where stage = 'filter' and status = 'ok' order by ended_at desc limit 1")
-        parts.append(_table(["filter", "passed", "failed", "config hash"], [list(r) for r in flt]))
+        parts.append(_table(["bucket", "filter", "passed", "failed", "config hash"], [list(r) for r in flt]))
         if fruns:
             parts += ["", "Thresholds (latest filter run):", "", "```json", json.dumps(json.loads(fruns[0][0]), indent=2), "```"]
         parts += ["", f"Mix requires: {json.dumps(mix_cfg.get('filters') or 'every filter row of a trace')} to pass."]
@@ -132,9 +137,15 @@ def write_card(ws: Workspace, out: Path, mix_id: str, stats: dict[str, Any], ecf
 
     # Verification
     parts += ["", "## Verification"]
-    ver = _rows(ws, "select verifier, verdict, count(*) from verifications group by all order by all")
+    ver = _rows(ws, "select coalesce(t.metadata->>'bucket', 'reasoning'), v.verifier, v.verdict, count(*) "
+                    "from verifications v left join traces t using (trace_id) group by all order by all")
     if ver:
-        parts.append(_table(["verifier", "verdict", "traces"], [list(r) for r in ver]))
+        parts.append(_table(["bucket", "verifier", "verdict", "traces"], [list(r) for r in ver]))
+        skipped = _rows(ws, "select counts->>'skipped_non_reasoning' from runs where stage = 'verify' and status = 'ok' "
+                            "order by ended_at desc limit 1")
+        if skipped and skipped[0][0]:
+            parts += ["", f"Non-reasoning rows without a reference or tests were skipped by the verifiers "
+                          f"(latest verify run: {int(skipped[0][0]):,}); the mix takes them unverified."]
         parts += ["", f"Policy: `{mix_cfg.get('verify_policy')}` of verifiers "
                   f"{json.dumps(mix_cfg.get('verifiers') or 'all')}, accepted verdicts "
                   f"{json.dumps(mix_cfg.get('accepted_verdicts'))}; unverified reasoning traces "

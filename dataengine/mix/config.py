@@ -94,6 +94,12 @@ class MixConfig:
         default=True,
         metadata={"help": "once verifications has rows, reasoning traces without a counted verdict do not qualify"},
     )
+    selection: str | None = field(
+        default=None,
+        metadata={"help": "`dataengine select` selection whose traces alone fill the reasoning bucket (its rank "
+                          "orders each prompt's traces); default: the selection of the latest select run, when "
+                          "one ran; 'none': ignore selections"},
+    )
     dedup_representatives_only: bool = field(
         default=True, metadata={"help": "once dedup has rows, keep only representatives of duplicate groups"})
     exclude_contaminated: bool = field(

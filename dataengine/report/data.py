@@ -112,21 +112,27 @@ def collect(
             "ran": ran,
             "mix_id": mix_id,
         }
-        funnel = _rows(con, "funnel", {
+        funnels = _rows(con, "funnel", {
             "filter_ran": ran["filter"], "verify_ran": ran["verify"], "select_ran": ran["select"],
             "dedup_ran": ran["dedup"],
-        })[0]
+        })
+        steps = (
+            ("traces", "generated", "ingest/generate"),
+            ("passed filters", "passed_filters", "filter"),
+            ("verified correct", "verified_correct", "verify"),
+            ("selected (rejection sampling)", "selected", "select"),
+            ("kept by dedup / decontamination", "deduplicated", "dedup"),
+            ("in the mix", "in_mix", "mix"),
+        )
         out["funnel"] = [{"step": "prompts", "n": rows["prompts"], "ran": rows["prompts"] > 0}] + [
-            {"step": step, "n": funnel[key], "ran": ran[stage]}
-            for step, key, stage in (
-                ("traces", "generated", "ingest/generate"),
-                ("passed filters", "passed_filters", "filter"),
-                ("verified correct", "verified_correct", "verify"),
-                ("selected (rejection sampling)", "selected", "select"),
-                ("kept by dedup / decontamination", "deduplicated", "dedup"),
-                ("in the mix", "in_mix", "mix"),
-            )
+            {"step": step, "n": funnels[0][key], "ran": ran[stage]} for step, key, stage in steps
         ]
+        # The same steps per bucket: verify and select apply to reasoning traces only.
+        out["funnel_by_bucket"] = {
+            f["bucket"]: [{"step": step, "n": f[key], "ran": ran[stage]} for step, key, stage in steps]
+            for f in funnels[1:]
+        }
+        out["selection_used"] = _selection_used(con, mix_id)
         out["verdicts"] = _clean(_rows(con, "verdicts"))
         out["mix"] = _clean(_rows(con, "mix_counts", {"mix_id": mix_id}))
         out["mix_quota"] = _mix_quota(con, mix_id)
@@ -165,6 +171,12 @@ def _histograms(con: duckdb.DuckDBPyConnection, bins: int) -> dict[str, Any]:
             "passed": [by_bin.get(i, {}).get("passed", 0) for i in range(bins)],
         }
     return out
+
+
+def _selection_used(con: duckdb.DuckDBPyConnection, mix_id: str | None) -> str | None:
+    """The selection the report's mix drew its reasoning traces from (None: no selection used)."""
+    row = _mix_run(con, mix_id)
+    return json.loads(row[0] or "{}").get("selection_used") if row else None
 
 
 def _mix_run(con: duckdb.DuckDBPyConnection, mix_id: str | None) -> tuple[str, str] | None:

@@ -129,6 +129,15 @@
     const steps = D.funnel;
     b.append(bars(steps.map((st) => ({ label: st.step + (st.ran ? "" : " (not run)"), values: [st.n] })), { left: 230 }));
     b.append(h("p", { class: "small", text: "Each step keeps what passed the steps above it; a stage that has not run passes everything through." }));
+    const buckets = Object.keys(D.funnel_by_bucket || {}).sort();
+    if (buckets.length) {
+      const labels = D.funnel_by_bucket[buckets[0]].map((st) => st.step);
+      b.append(card("Per bucket (verify and select apply to reasoning traces only)",
+        bars(labels.map((l, i) => ({ label: l, values: buckets.map((k) => D.funnel_by_bucket[k][i].n) })), { series: buckets, left: 230 })));
+    }
+    b.append(h("p", { class: "small", text: D.selection_used
+      ? "The mix drew its reasoning traces from the selection “" + D.selection_used + "”."
+      : "The mix used no selection." }));
   }
 
   function renderFilters() {
@@ -168,9 +177,10 @@
   function renderVerdicts() {
     if (!D.ran.verify) return notRun("verdicts", "dataengine verify");
     const verdicts = ["correct", "incorrect", "unparseable", "timeout", "error"];
-    const keys = [...new Set(D.verdicts.map((r) => r.verifier + " · " + r.domain))];
+    const key = (r) => r.verifier + " · " + (r.bucket && r.bucket !== "reasoning" ? r.bucket + " · " : "") + r.domain;
+    const keys = [...new Set(D.verdicts.map(key))];
     const items = keys.map((k) => ({ label: k, values: verdicts.map((v) => {
-      const r = D.verdicts.find((x) => x.verifier + " · " + x.domain === k && x.verdict === v); return r ? r.n : 0; }) }));
+      const r = D.verdicts.find((x) => key(x) === k && x.verdict === v); return r ? r.n : 0; }) }));
     body("verdicts").append(card("Verdicts per verifier and domain", bars(items, { series: verdicts, left: 200 })));
   }
 

@@ -284,13 +284,49 @@ def _parse(text: str, match_types: tuple[str, ...]) -> list[Any]:
     return parse(text, _targets(match_types), parsing_timeout=None)  # type: ignore[arg-type]
 
 
+# Notation Math-Verify cannot read, rewritten before parsing (gold and prediction alike): an
+# escaped dollar is a currency sign (`\$36` is 36; the bare gold was unparseable, an `error`), and
+# an ordinal suffix is not an exponent (`12^{\text{th}}` parsed as `12^{`, never equal to 12).
+_CURRENCY = re.compile(r"\\\$\s*")
+_ORDINAL = re.compile(r"(\d)\s*(?:\^\s*)?(?:\{\s*)?\\(?:text|mathrm|textrm|rm)\s*\{\s*(?:st|nd|rd|th)\s*\}(?:\s*\})?"
+                      r"|(\d)\s*\^\s*\{\s*(?:st|nd|rd|th)\s*\}")
+
+
+def _normalise_notation(s: str) -> str:
+    r"""
+    >>> _normalise_notation(r"\$32,\!348 and the 12^{\text{th}} and 21^{st}")
+    '32,\\!348 and the 12 and 21'
+    """
+    if "\\" not in s and "^" not in s:
+        return s
+    return _ORDINAL.sub(lambda m: m.group(1) or m.group(2), _CURRENCY.sub("", s))
+
+
+_LAYOUT = re.compile(r"\s+|\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\[!,;:]|\\quad|\\qquad|\$")
+
+
+def _same_text(gold: str, answer: str | None) -> bool:
+    r"""Two answers written the same up to layout (spaces, `\left`/`\right`, thin spaces, `\dfrac`).
+
+    Used only where Math-Verify could not read one side as math (`\frac{1}{3}E_{1}+…` stays a
+    string) and compares strings verbatim, so spacing alone made an identical answer incorrect.
+    """
+    if not answer:
+        return False
+
+    def norm(x: str) -> str:
+        return _LAYOUT.sub("", re.sub(r"\\[dt]frac(?![a-zA-Z])", r"\\frac", _normalise_notation(x)))
+
+    return norm(gold) == norm(answer)
+
+
 @lru_cache(maxsize=4096)
 def _parse_gold(gold: str, match_types: tuple[str, ...]) -> tuple[Any, ...]:
     """Gold answers repeat across the n samples of a prompt: parse each once per process.
 
     A bare gold (`3/4`, `\\frac{3}{4}`) is tried as math first, so LaTeX golds without `$` parse.
     """
-    g = gold.strip()
+    g = _normalise_notation(gold.strip())
     if not g:
         return ()
     attempts = [g] if ("$" in g or "\\boxed" in g) else ["$" + g + "$", g]
@@ -331,6 +367,13 @@ def _false_positive_reason(gold: Sequence[Any], pred: Sequence[Any]) -> str | No
     if g_taut and p_taut and both_eq and sympy.srepr(g0) != sympy.srepr(p0):
         return "both_equations_reduce_to_zero"
     return None
+
+
+def _unread(parsed: Sequence[Any]) -> bool:
+    """Math-Verify kept only strings: it could not read the answer as math."""
+    import sympy
+
+    return not any(isinstance(p, sympy.Basic) for p in parsed)
 
 
 def _answer_string(pred: Sequence[Any], located: str | None, method: str) -> str | None:
@@ -385,12 +428,12 @@ def _grade_local(gold: str, answer_text: str, opts: MathOptions) -> VerifyResult
     answer: str | None = None
     if located is not None:
         answer, snippet, method = located
-        pred = _parse(snippet, opts.match_types)
+        pred = _parse(_normalise_notation(snippet), opts.match_types)
     if not pred and text.strip():
         # No box and no phrasing (or nothing Math-Verify can read in them): let it search the end
         # of the answer part itself; it takes the last formula or number, and knows units and
         # percentages.
-        pred = _parse(text[-_SEARCH_TAIL:], opts.match_types)
+        pred = _parse(_normalise_notation(text[-_SEARCH_TAIL:]), opts.match_types)
         method, answer = "last_formula", None
     if not pred:
         return VerifyResult("unparseable", answer, {"reason": "no_answer_found", "method": method})
@@ -404,6 +447,8 @@ def _grade_local(gold: str, answer_text: str, opts: MathOptions) -> VerifyResult
         timeout_seconds=None,  # type: ignore[arg-type]
     )
     details: dict[str, Any] = {"method": method, "gold_parsed": str(gold_parsed[0])[:200]}
+    if not ok and _unread(gold_parsed) and _same_text(gold, answer):
+        return VerifyResult("correct", answer, {**details, "reason": "same_text"})
     if ok and opts.false_positive_checks:
         fp = _false_positive_reason(gold_parsed, pred)
         if fp is not None:

@@ -99,6 +99,22 @@ def _answer_text(row: dict[str, Any]) -> str:
     return row["answer"] or ""
 
 
+def _skip_non_reasoning(row: dict[str, Any], rule: str | None) -> bool:
+    """A non-reasoning row (reused SFT data) lacks what the verifiers need: code rows have no
+    tests, the others no reference (and a majority vote over one plain answer means nothing).
+    Such rows are skipped and counted, not graded `error no_tests`; the mix takes them unverified.
+    Non-reasoning rows that do carry a reference (or tests, from the prompt or the trace, looked up
+    as the code verifier does) are verified like any other."""
+    if row.get("bucket", "reasoning") == "reasoning":
+        return False
+    if rule == "code":
+        from dataengine.verify.code import code_tests
+
+        tests = code_tests(row.get("tests"), _meta(row), _meta(row, "trace_metadata"))[0]
+        return tests is None or (isinstance(tests, str) and not tests.strip())
+    return not (row.get("reference_answer") or "").strip()
+
+
 def _meta(row: dict[str, Any], column: str = "prompt_metadata") -> dict[str, Any]:
     try:
         m = json.loads(row.get(column) or "{}")
@@ -291,6 +307,9 @@ def run_verify(
                 for r in chunk:
                     domain = r["domain"] or "general"
                     rule = pol.rule_verifier(domain, r["prompt_metadata"])
+                    if _skip_non_reasoning(r, rule):
+                        counts["skipped_non_reasoning"] += 1
+                        continue
                     items.append(_Item(r, rule, pol.policy_for(domain, vcfg.policies, vcfg.default_policy), r["reference_answer"]))
                 _verify_chunk(items, verifiers, counts)
                 out_rows = []
@@ -307,13 +326,15 @@ def run_verify(
                         counts["not_verified"] += 1
                 if out_rows:
                     ws.write_shard("verifications", out_rows)
-                n_in += len(items)
+                n_in += len(chunk)  # skipped non-reasoning rows included: in = verified + skipped
                 n_out += len(out_rows)
                 if progress:
                     progress(n_in)
         finally:
             con.close()
             verifiers.close()
+        # Graded per trace against its own reference; the disagreements are counted, never merged.
+        counts["reference_conflicts"] = ws.query("select count(*) from reference_conflicts").fetchone()[0]
         if judge_obj is not None:
             counts["judge_requests"] = judge_obj.stats["requests"]
             counts["judge_cache_hits"] = judge_obj.stats["cache_hits"]

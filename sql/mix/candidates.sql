@@ -6,6 +6,9 @@
 -- non-reasoning pool is reused SFT data that no verifier can check.
 -- The order key md5(seed:trace_id) makes the choice deterministic for a seed and independent of
 -- shard order; a trace with chain-of-thought augmentation sorts first among its prompt's traces.
+-- When a selection is used ($select_active, its name $selection), a reasoning trace qualifies only
+-- if that selection (its latest select run) kept it, and the selection's rank orders the traces of a
+-- prompt, so the select policy decides which traces reach the export.
 -- The length expression between the N_CHARS and END markers is swapped by the caller for
 -- length(t.answer) when no character bound is set: the answer is all an emptiness check needs,
 -- and not reading the completions (20 KB each) is most of the cost of a mix.
@@ -35,6 +38,9 @@ dd as (
                                 '\s', '', 'g') not in ('{}', '[]', 'null', '""', '0', 'false') as contaminated
     from dedup
 ),
+sel as (
+    select trace_id, min(rank) as sel_rank from selected_traces where selection = $selection group by trace_id
+),
 base as (
     select t.trace_id, t.prompt_id,
            coalesce(t.metadata->>'bucket', 'reasoning') as bucket,
@@ -47,7 +53,7 @@ base as (
     from traces t
 ),
 judged as (
-    select b.*,
+    select b.*, s.sel_rank,
         case
             when b.bucket = 'reasoning' and $require_think_closed and not coalesce(b.think_closed, false) then 'think_not_closed'
             when b.bucket = 'reasoning' and $require_think_closed and b.answer_chars = 0 then 'empty_answer'
@@ -61,6 +67,7 @@ judged as (
             when b.bucket = 'reasoning' and $verify_active and $require_verified and v.trace_id is null then 'unverified'
             when b.bucket = 'reasoning' and v.trace_id is not null
                  and (($verify_all and v.n_ok < v.n) or (not $verify_all and (v.n_ok = 0 or v.n_incorrect > 0))) then 'verify_rejected'
+            when b.bucket = 'reasoning' and $select_active and s.trace_id is null then 'not_selected'
             when $dedup_representatives_only and d.is_representative = false then 'duplicate'
             when $exclude_contaminated and coalesce(d.contaminated, false) then 'contaminated'
         end as excluded
@@ -68,11 +75,12 @@ judged as (
     left join flt f using (trace_id)
     left join ver v using (trace_id)
     left join dd d using (trace_id)
+    left join sel s using (trace_id)
 ),
 ranked as (
     select *,
            case when excluded is null
-                then row_number() over (partition by bucket, prompt_id, excluded is null order by augmented desc, order_key)
+                then row_number() over (partition by bucket, prompt_id, excluded is null order by augmented desc, sel_rank nulls last, order_key)
            end as prompt_rank
     from judged
 )

@@ -1,4 +1,6 @@
 -- Traces the verify stage looks at, with what their prompt says: reference, tests, domain.
+-- A trace ingested with its own reference (metadata.reference_answer) is graded against it: the
+-- prompt row keeps only the first file's reference (see the reference_conflicts view).
 -- $redo = true re-verifies traces that already have verifications.
 select
     t.trace_id,
@@ -7,8 +9,9 @@ select
     case when coalesce(t.domain, '') in ('', 'general') then coalesce(nullif(p.domain, ''), t.domain) else t.domain end as domain,
     t.answer,
     t.think_closed,
+    coalesce(t.metadata->>'bucket', 'reasoning') as bucket,
     p.prompt,
-    p.reference_answer,
+    coalesce(t.metadata->>'reference_answer', p.reference_answer) as reference_answer,
     p.tests,
     cast(p.metadata as varchar) as prompt_metadata,
     -- Traces ingested with --kind traces keep their row's other fields (entry_point, tests, ...) here.
