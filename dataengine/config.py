@@ -59,6 +59,10 @@ class WorkspaceConfig:
         default=None,
         metadata={"help": "workspace folder; else --workspace, $DATAENGINE_WORKSPACE, or ./workspace"},
     )
+    sql_allowed_dirs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "folders `dataengine sql` may read besides the workspace (read_csv, glob, …)"},
+    )
 
 
 @dataclass

@@ -455,6 +455,15 @@ def ingest(
     fmt = input_format(path)
     if fmt != "hub" and not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    # Two ingests of one file would both take every row: the second waits for the file's lease,
+    # then finds every id stored.
+    key = str(path.resolve()) if fmt != "hub" else str(path)
+    with ws.lease(f"ingest:{key}"):
+        return _ingest(ws, path, fmt, opts, cfg, progress)
+
+
+def _ingest(ws: Workspace, path: Path, fmt: str, opts: IngestOptions, cfg: IngestConfig,
+            progress: Callable[[int], None] | None) -> IngestReport:
     config = {"path": str(path), "format": fmt, "options": asdict(opts), "ingest": asdict(cfg)}
     run = ws.start_run("ingest", config)
     t0 = time.perf_counter()
@@ -469,8 +478,10 @@ def ingest(
                 progress(report.rows_in)
         asm.close()
     except BaseException:
-        asm.close()  # keep what was read: a rerun then skips it
-        run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
+        try:
+            asm.close()  # keep what was read: a rerun then skips it
+        finally:  # even when that write fails too (a full disk): the run is recorded failed
+            run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
         raise
     report.seconds = time.perf_counter() - t0
     report.bytes_read = path.stat().st_size if path.is_file() else 0

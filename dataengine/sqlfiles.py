@@ -6,6 +6,7 @@ True
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 
@@ -19,7 +20,14 @@ def named_queries() -> list[str]:
 
 
 def load(name: str) -> str:
-    """The text of `sql/NAME.sql` (or `sql/SUBDIR/NAME.sql` when `name` has a slash)."""
+    """The text of `sql/NAME.sql` (or `sql/SUBDIR/NAME.sql` when `name` has a slash).
+
+    Names are plain words joined by `/`: `..`, absolute paths and other characters are refused,
+    so a name never resolves outside sql/.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*", name) or ".." in name:
+        raise KeyError(f"bad query name {name!r}: a named query is NAME or SUBDIR/NAME inside sql/ "
+                       f"(known: {', '.join(named_queries())})")
     path = _root()
     for part in name.split("/"):
         path = path / part

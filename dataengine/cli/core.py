@@ -11,6 +11,7 @@ import duckdb
 from dataengine import sqlfiles
 from dataengine.cli._common import cli, parse_kv, user_errors, workspace_from
 from dataengine.config import SECTIONS, field_help, load_config
+from dataengine.sqlguard import SqlRefused, check_statement
 from dataengine.sqlout import FORMATS, write_result
 from dataengine.store import Workspace
 
@@ -36,7 +37,10 @@ def init(ctx: click.Context) -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Bind $NAME (repeatable).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file (needed for parquet).")
-@click.option("--write", is_flag=True, help="Open the catalog read-write (takes the write lock).")
+@click.option("--write", is_flag=True, help="Open the catalog read-write (takes the write lock); "
+              "without it one reading statement runs, with file access limited to the workspace.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pipeline config; its workspace.sql_allowed_dirs may also be read.")
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries and exit.")
 @click.pass_context
 @user_errors
@@ -48,6 +52,7 @@ def sql(
     fmt: str,
     out: Path | None,
     write: bool,
+    config_path: Path | None,
     list_queries: bool,
 ) -> None:
     """Query the workspace with DuckDB SQL. Read-only unless --write.
@@ -78,7 +83,12 @@ def sql(
     else:
         raise click.UsageError("give SQL, '-' for stdin, or --query NAME")
     ws = workspace_from(ctx)
-    con = ws.connect(read_only=not write)
+    try:
+        check_statement(text, write, ws.root / "tables")
+    except SqlRefused as e:
+        raise click.ClickException(str(e)) from None
+    allowed = load_config(config_path).section("workspace").sql_allowed_dirs
+    con = ws.connect_limited(allowed, read_only=not write)
     try:
         try:
             bound = parse_kv(params, "--param")
