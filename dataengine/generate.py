@@ -77,6 +77,7 @@ class OpenAIOptions:
     backoff_base: float = field(default=1.0, metadata={"help": "first retry waits about this long; doubles each time"})
     backoff_max: float = field(default=60.0, metadata={"help": "longest wait between retries"})
     extra_body: dict[str, Any] = field(default_factory=dict, metadata={"help": "merged into each request body (e.g. top_k)"})
+    max_response_bytes: int = field(default=64 << 20, metadata={"help": "a larger response body fails the request (response_too_large)", "min": 1})
 
 
 @dataclass
@@ -373,7 +374,8 @@ class _Writer:
             for idx in w.sample_indices:
                 self.quarantine.append({
                     "run_id": self.run.run_id, "source": f"generate:{p['prompt_id']}", "line": idx,
-                    "field": "completion", "reason": "engine_error", "detail": f"{error} (attempts: {res.attempts})",
+                    "field": "completion", "reason": res.error_reason or "engine_error",
+                    "detail": f"{error} (attempts: {res.attempts})",
                     "raw": raw[: 1 << 16],
                 })
             self.report.quarantined += len(w.sample_indices)
@@ -381,6 +383,17 @@ class _Writer:
         tokens = 0
         rendered = res.rendered_prompt or w.rendered
         for idx, tid, c in zip(w.sample_indices, w.trace_ids, res.completions):
+            if not (c.text or "").strip():
+                # An empty completion from any engine is not a trace: quarantined, so it stays
+                # missing and the next run samples it again.
+                self.quarantine.append({
+                    "run_id": self.run.run_id, "source": f"generate:{p['prompt_id']}", "line": idx,
+                    "field": "completion", "reason": "empty_response",
+                    "detail": f"engine {self.engine_name} returned an empty completion (finish_reason={c.finish_reason!r})",
+                    "raw": None,
+                })
+                self.report.quarantined += 1
+                continue
             s = split_completion(c.text, gc.think_format)
             meta = {"template": gc.template, **c.metadata}
             if res.attempts > 1:

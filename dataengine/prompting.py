@@ -31,8 +31,8 @@ from typing import Any
 import jinja2
 import jinja2.meta
 import jinja2.sandbox
-import yaml
 
+from dataengine.config import safe_load_bounded
 from dataengine.records import content_hash
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -94,7 +94,7 @@ def load_exemplars(path: str | Path | None = None) -> dict[str, list[Exemplar]]:
     """The exemplar pool: a YAML mapping of domain to a list of {problem, reasoning, summary}."""
     p = Path(path) if path else DEFAULT_EXEMPLARS
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = safe_load_bounded(p.read_text(encoding="utf-8"), str(p))
     except OSError as e:
         raise FileNotFoundError(f"exemplar pool {p}: {e.strerror}") from None
     if not isinstance(data, dict) or not data:
