@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,6 +69,12 @@ def user_errors(fn: F) -> F:
         except (ConfigError, WorkspaceError, FileNotFoundError, ValueError, KeyError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             raise click.ClickException(str(msg)) from None
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # A full disk is the user's to fix: one line naming the path, not a traceback.
+            where = f" writing {e.filename}" if e.filename else ""
+            raise click.ClickException(f"no space left on the device{where}: {e.strerror}") from None
 
     return wrapper  # type: ignore[return-value]
 
