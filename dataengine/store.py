@@ -455,6 +455,21 @@ def _lock_holder(err: Exception) -> str:
     return msg[msg.index(marker) :].strip() if marker in msg else "unknown holder"
 
 
+# Runs of this process not finished yet: an error path a stage did not cover (a full disk while
+# writing its last file) still ends with them recorded failed (`fail_open_runs`, called by the CLI).
+_OPEN_RUNS: dict[str, Run] = {}
+
+
+def fail_open_runs(status: str = "failed") -> int:
+    """Record every unfinished run of this process as `status`; returns how many."""
+    n = 0
+    for run in list(_OPEN_RUNS.values()):
+        with contextlib.suppress(Exception):
+            run.finish(status=status)
+            n += 1
+    return n
+
+
 class Run:
     """One stage run: a `runs` row written at start (`running`) and again at the end."""
 
@@ -463,6 +478,7 @@ class Run:
         self.started_at = now_utc()
         self.counts: dict[str, int] = {}
         self._write("running")
+        _OPEN_RUNS[run_id] = self
 
     def _write(self, status: str, ended: dt.datetime | None = None) -> None:
         c = self.counts
@@ -485,6 +501,7 @@ class Run:
     def finish(self, counts: Mapping[str, int] | None = None, status: str = "ok") -> None:
         if counts:
             self.counts.update(counts)
+        _OPEN_RUNS.pop(self.run_id, None)
         self._write(status, now_utc())
 
     def __enter__(self) -> Run:
