@@ -36,6 +36,8 @@ def staging_dir(final: Path) -> Path:
     final = final.resolve()
     if final == Path.cwd() or final in Path.cwd().parents or final.parent == final:
         raise ValueError(f"{final}: export into a folder of its own, not the current folder or one above it")
+    if final.exists() and not final.is_dir():
+        raise ValueError(f"{final}: exists and is not a folder; give a folder for the export")
     final.parent.mkdir(parents=True, exist_ok=True)
     import socket
 

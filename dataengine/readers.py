@@ -179,6 +179,8 @@ def read_rows(
 
 
 def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
+    if raw.startswith(b"\xef\xbb\xbf"):  # a BOM (first line, or files concatenated) is not JSON
+        raw = raw[3:].lstrip()
     if len(raw) > max_row_bytes:
         return RowError("row_too_large", f"{len(raw)} bytes > max_row_bytes={max_row_bytes}", _raw_text(raw))
     # Fast path: orjson validates UTF-8 and rejects lone surrogates itself. Anything it refuses
@@ -316,7 +318,7 @@ def read_json(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:
         except TRUNCATED as e:
             yield 1, _truncated(path, 0, e, "byte")
             return
-        first = head.lstrip()[:1]
+        first = head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
         if first != b"[":
             if first == b"{" and _looks_like_single_object(path):
                 f.seek(0)
@@ -464,14 +466,27 @@ def _stream_array(f: BinaryIO, max_row_bytes: int, path: Path | None = None) -> 
 
 
 def read_parquet(path: Path) -> Iterator[ReadItem]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: not a readable Parquet file: {e}") from None
     line = 0
-    for batch in pf.iter_batches(batch_size=1024):
+    batches = pf.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as e:
+            # A corrupt page: what came before is kept; the rest of the file cannot be located.
+            yield line + 1, RowError("corrupt_input", f"{path.name}: unreadable after row {line}: {e}")
+            return
         for row in batch.to_pylist():
             line += 1
-            yield line, row
+            yield line, _checked(row, line)  # NaN/Inf floats, absurd nesting
 
 
 def read_csv(path: Path, delimiter: str, columns: list[str] | None) -> Iterator[ReadItem]:
@@ -543,10 +558,15 @@ def read_datasets_folder(path: Path, split: str | None) -> Iterator[ReadItem]:
         names = [split] if split else list(ds)
         for name in names:
             for i, row in enumerate(ds[name], start=1):
-                yield i, row
+                yield i, _checked(row, i)
     else:
         for i, row in enumerate(ds, start=1):
-            yield i, row
+            yield i, _checked(row, i)
+
+
+def _checked(row: Row, line: int) -> Row | RowError:
+    bad = check_values(row, strings=False)
+    return row if bad is None else RowError(bad.reason, f"row {line}: {bad.detail}", None, bad.field)
 
 
 def read_hub(dataset_id: str, split: str | None) -> Iterator[ReadItem]:

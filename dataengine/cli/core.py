@@ -83,6 +83,8 @@ def sql(
     else:
         raise click.UsageError("give SQL, '-' for stdin, or --query NAME")
     ws = workspace_from(ctx)
+    if out is not None and out.resolve().is_relative_to(ws.root / "tables"):
+        raise click.ClickException(f"--out {out}: inside the workspace's tables/, which only the store writes")
     try:
         check_statement(text, write, ws.root / "tables")
     except SqlRefused as e:

@@ -259,6 +259,8 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     # Built whole beside the target and swapped in at the end, never merged: a killed export
     # leaves the previous one whole (dataengine.atomicdir).
     final = Path(out_dir).resolve()
+    if final.is_relative_to(ws.root / "tables"):
+        raise ValueError(f"{final}: inside the workspace's tables/, which only the store writes")
     out = staging_dir(final)
     run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(out)})
     t0 = time.perf_counter()

@@ -168,3 +168,28 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text("generate:\n  template_vars: &v {k: 1}\n  stop: [a]\nfilter: {}\n")
     assert load_config(ok).section("generate").template_vars == {"k": 1}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_a_bom_before_json_costs_no_row(ws, tmp_path, shared_data, fmt):
+    rows = [json.dumps(r) for r in real_rows(shared_data, 4)]
+    p = tmp_path / f"bom.{fmt}"
+    body = "\n".join(rows) + "\n" if fmt == "jsonl" else "[" + ",".join(rows) + "]"
+    p.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    _check(ws, p, 4, {})
+
+
+def test_parquet_nan_is_quarantined_and_a_corrupt_parquet_names_the_file(ws, tmp_path, shared_data):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = real_rows(shared_data, 5)
+    scores = [0.5, float("nan"), 1.0, float("inf"), 0.0]
+    p = tmp_path / "scored.parquet"
+    pq.write_table(pa.Table.from_pylist([{**r, "score": s} for r, s in zip(rows, scores)]), p)
+    _check(ws, p, 5, {2: ("score", "non_finite_number"), 4: ("score", "non_finite_number")})
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(ValueError, match="broken.parquet: not a readable Parquet file"):
+        ingest(ws, broken, IngestOptions())
+    assert ws.query("select count(*) from runs where status = 'running'").fetchone()[0] == 0
