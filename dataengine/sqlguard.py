@@ -12,7 +12,7 @@ only the store writes (a stray shard there would become a row of every view).
 >>> check_statement("copy traces to 'x.csv'", write=False)
 Traceback (most recent call last):
 ...
-dataengine.sqlguard.SqlRefused: COPY writes files; `dataengine sql` is read-only without --write
+dataengine.sqlguard.SqlRefused: COPY writes files (COPY … TO) or tables (COPY … FROM); `dataengine sql` is read-only without --write
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 _WHY = {
-    "COPY": "COPY writes files",
+    "COPY": "COPY writes files (COPY … TO) or tables (COPY … FROM)",
     "EXPORT": "EXPORT DATABASE writes files",
     "SET": "SET/RESET/USE change the session's settings (they could lift the file-access limit)",
     "VARIABLE_SET": "SET VARIABLE changes the session",
@@ -51,6 +51,7 @@ _WHY = {
     "LOGICAL_PLAN": "not a query",
     "RELATION": "not a query",
     "ANALYZE": "ANALYZE writes statistics",
+    "UNKNOWN": "this kind of statement (e.g. UPDATE EXTENSIONS) is not a query",
 }
 _READING = {"SELECT", "EXPLAIN"}
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
@@ -75,7 +76,7 @@ def check_statement(text: str, write: bool, tables_dir: Path | None = None) -> d
             _check_tables_target(st, tables_dir)
         return stmts[0]
     st = stmts[0]
-    kind = st.type.name
+    kind = _kind(st)
     if kind not in _READING:
         why = _WHY.get(kind, f"{kind} is not a reading statement")
         raise SqlRefused(f"{why}; `dataengine sql` is read-only without --write")
@@ -84,15 +85,22 @@ def check_statement(text: str, write: bool, tables_dir: Path | None = None) -> d
     return st
 
 
+def _kind(st: duckdb.Statement) -> str:
+    try:
+        return st.type.name
+    except ValueError:  # a statement kind this duckdb's Python enum does not name (UPDATE EXTENSIONS)
+        return "UNKNOWN"
+
+
 def _check_tables_target(st: duckdb.Statement, tables_dir: Path | None) -> None:
     # Even with --write nothing but the store writes shards: a COPY/EXPORT into tables/ is refused.
-    if tables_dir is None or st.type.name not in ("COPY", "EXPORT", "COPY_DATABASE", "ATTACH"):
+    if tables_dir is None or _kind(st) not in ("COPY", "EXPORT", "COPY_DATABASE", "ATTACH"):
         return
     root = os.path.realpath(tables_dir)
     for lit in re.findall(r"'((?:[^']|'')*)'", _COMMENT.sub(" ", st.query)):
         target = os.path.realpath(os.path.expanduser(lit.replace("''", "'")))
         if target == root or target.startswith(root + os.sep):
-            raise SqlRefused(f"{st.type.name} into {tables_dir} refused: only the store writes shards there")
+            raise SqlRefused(f"{_kind(st)} into {tables_dir} refused: only the store writes shards there")
 
 
 def limit_access(con: duckdb.DuckDBPyConnection, allowed: Sequence[str | os.PathLike[str]], lock: bool = True) -> None:
