@@ -262,7 +262,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     if final.is_relative_to(ws.root / "tables"):
         raise ValueError(f"{final}: inside the workspace's tables/, which only the store writes")
     out = staging_dir(final)
-    run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(out)})
+    run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(final)})
     t0 = time.perf_counter()
     writers: dict[tuple[str, str], _RollingWriter] = {}
     arrow_sinks: dict[str, tuple[Any, pa.RecordBatchStreamWriter]] = {}
