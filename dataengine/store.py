@@ -350,6 +350,9 @@ class Workspace:
         while True:
             con = duckdb.connect(":memory:")
             try:
+                # A big sort spills inside the workspace (the default `.tmp` in the current folder
+                # is outside what the query may touch).
+                con.execute("set temp_directory = $t", {"t": str(self.root / ".duckdb_tmp")})
                 limit_access(con, [self.root, *allowed_dirs], lock=False)
                 mode = " (read_only)" if read_only else ""
                 con.execute(f"attach '{str(self.root / CATALOG).replace(chr(39), chr(39) * 2)}' as workspace{mode}")
