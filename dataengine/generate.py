@@ -383,17 +383,6 @@ class _Writer:
         tokens = 0
         rendered = res.rendered_prompt or w.rendered
         for idx, tid, c in zip(w.sample_indices, w.trace_ids, res.completions):
-            if not (c.text or "").strip():
-                # An empty completion from any engine is not a trace: quarantined, so it stays
-                # missing and the next run samples it again.
-                self.quarantine.append({
-                    "run_id": self.run.run_id, "source": f"generate:{p['prompt_id']}", "line": idx,
-                    "field": "completion", "reason": "empty_response",
-                    "detail": f"engine {self.engine_name} returned an empty completion (finish_reason={c.finish_reason!r})",
-                    "raw": None,
-                })
-                self.report.quarantined += 1
-                continue
             s = split_completion(c.text, gc.think_format)
             meta = {"template": gc.template, **c.metadata}
             if res.attempts > 1:
