@@ -151,7 +151,8 @@ def _open_binary(path: Path) -> BinaryIO:
         check_regular(path)
         raise ValueError(f"{path}: not a regular file")
     if path.name.lower().endswith(".gz"):
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+        f.close()  # GzipFile(fileobj=…) would not close it
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     return f
 
 
@@ -351,25 +352,43 @@ def _looks_like_single_object(path: Path) -> bool:
         return True
 
 
-def _resync(buf: str, pos: int) -> int | None:
-    """Where the next whole element starts after a bad one at `pos`: the first `,`-preceded `{`
-    that decodes as an object followed by `,` or `]`. None when no later element decodes."""
+# Candidate restarts tried after a bad array element before giving up on the rest of the file:
+# each try decodes from a `,{`, so an unbounded number could make a hostile file quadratic.
+MAX_RESYNC_TRIES = 10_000
+
+
+def _resync(buf: str, pos: int, start: int, eof: bool) -> tuple[int | None, int, int]:
+    """After a bad element at `pos`, where the next whole element starts: the first `,`-preceded
+    `{` from `start` on that decodes as an object followed by `,` or `]`.
+
+    Returns (found or None, where to resume scanning once more text is read, tries used).
+    """
     decoder = json.JSONDecoder()
-    p = pos + 1
-    while True:
+    p, tries = max(start, pos + 1), 0
+    while tries < MAX_RESYNC_TRIES:
         p = buf.find("{", p)
         if p < 0:
-            return None
-        before = buf[pos:p].rstrip()
-        if before.endswith(","):
+            return None, len(buf), tries
+        j = p - 1
+        while j > pos and buf[j] in " \t\r\n":
+            j -= 1
+        if buf[j] == ",":
+            tries += 1
             try:
                 _obj, end = decoder.raw_decode(buf, p)
-                rest = buf[end:].lstrip()[:1]
-                if rest in (",", "]", ""):
-                    return p
-            except (json.JSONDecodeError, RecursionError):
+            except json.JSONDecodeError as e:
+                if e.pos >= len(buf) - 1 and not eof:
+                    return None, p, tries  # ran off the buffer: retry here with more text
+            except RecursionError:
                 pass
+            else:
+                k = end
+                while k < len(buf) and buf[k] in " \t\r\n":
+                    k += 1
+                if k >= len(buf) or buf[k] in ",]":
+                    return p, p, tries
         p += 1
+    return None, p, tries
 
 
 def _stream_array(f: BinaryIO, max_row_bytes: int, path: Path | None = None) -> Iterator[ReadItem]:
@@ -444,12 +463,24 @@ def _stream_array(f: BinaryIO, max_row_bytes: int, path: Path | None = None) -> 
         if err is not None:
             yield index, err
             # Resume at the next element that decodes, reading ahead as far as max_row_bytes.
-            nxt = _resync(buf, pos)
-            while nxt is None and len(buf) - pos <= max_row_bytes and fill():
-                nxt = _resync(buf, pos)
+            tries, offset = 0, pos + 1  # offsets are relative to pos: fill() moves the buffer
+            while True:
+                nxt, resume, used = _resync(buf, pos, pos + (offset - pos), eof)
+                tries += used
+                offset = resume
+                if nxt is not None or tries >= MAX_RESYNC_TRIES or len(buf) - pos > max_row_bytes:
+                    break
+                before = pos
+                if not fill():
+                    nxt, _r, _u = _resync(buf, pos, pos + (offset - before), True)
+                    break
+                offset -= before  # fill() dropped buf[:before] and reset pos to 0
             if nxt is None:
                 if truncated is not None:
                     yield index + 1, _truncated(name, index, truncated, "element")
+                elif not eof or tries >= MAX_RESYNC_TRIES:
+                    yield index + 1, RowError("unreadable_rest", f"elements after {index} cannot be located "
+                                              "(no later element decodes within max_row_bytes)", buf[pos : pos + 4096])
                 return
             pos = nxt
             continue

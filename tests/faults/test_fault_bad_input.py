@@ -193,3 +193,15 @@ def test_parquet_nan_is_quarantined_and_a_corrupt_parquet_names_the_file(ws, tmp
     with pytest.raises(ValueError, match="broken.parquet: not a readable Parquet file"):
         ingest(ws, broken, IngestOptions())
     assert ws.query("select count(*) from runs where status = 'running'").fetchone()[0] == 0
+
+
+def test_an_array_that_cannot_be_resynchronised_counts_the_rest_as_unreadable(ws, tmp_path, shared_data):
+    # A bad element full of `,{` decoys: the reader stops after a bounded number of restarts and
+    # says so with a quarantine row, rather than trying every decoy (quadratic) or dropping silently.
+    rows = [json.dumps(r) for r in real_rows(shared_data, 2)]
+    hostile = '{"a": , "s": "' + ',{"x' * 200_000 + '"}'
+    p = tmp_path / "hostile.json"
+    p.write_text("[" + ",".join([rows[0], hostile, rows[1]]) + "]")
+    rep = ingest(ws, p, IngestOptions())
+    assert rep.reconciles and rep.taken == 1 and rep.quarantined == 2, rep.summary()
+    assert [r for *_x, r, _d in _quarantine(ws, rep.run_id)] == ["invalid_json", "unreadable_rest"]
