@@ -6,6 +6,7 @@ True
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 
@@ -34,6 +35,9 @@ def load(name: str) -> str:
     path = path.with_name(path.name + ".sql") if not path.name.endswith(".sql") else path
     if not path.is_file():
         raise KeyError(f"no named query {name!r} in sql/; known: {', '.join(named_queries())}")
+    real, root = os.path.realpath(str(path)), os.path.realpath(str(_root()))
+    if not real.startswith(root + os.sep):  # a symlink in sql/ pointing elsewhere
+        raise KeyError(f"named query {name!r} resolves outside sql/ ({real})")
     return path.read_text(encoding="utf-8")
 
 
