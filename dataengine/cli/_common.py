@@ -84,11 +84,14 @@ def user_errors(fn: F) -> F:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             raise click.ClickException(str(msg)) from None
         except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            # Arrow and Polars report a full disk as an OSError without errno: match the text too.
+            text = str(e)
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left on device" not in text \
+                    and "Disk quota exceeded" not in text:
                 raise
             # A full disk is the user's to fix: one line naming the path, not a traceback.
             where = f" writing {e.filename}" if e.filename else ""
-            raise click.ClickException(f"no space left on the device{where}: {e.strerror}") from None
+            raise click.ClickException(f"no space left on the device{where}: {e.strerror or text}") from None
 
     return wrapper  # type: ignore[return-value]
 

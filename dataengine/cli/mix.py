@@ -119,7 +119,12 @@ def export(ctx: click.Context, config_path: Path | None, out_dir: Path, mix_id: 
     overrides = {"mix_id": mix_id, "test_fraction": test_fraction, "formats": list(formats) or None,
                  "system_prompt": system_prompt, "shard_bytes": shard_mb * 1_000_000 if shard_mb else None,
                  "repo_id": repo_id}
-    out = run_export(workspace_from(ctx), cfg, out_dir, token=token, **overrides)
+    try:
+        out = run_export(workspace_from(ctx), cfg, out_dir, token=token, **overrides)
+    except OSError as e:
+        if e.filename is None:  # Arrow/Polars name no file: say which export failed (a full disk)
+            e.filename = str(out_dir)
+        raise
     click.echo(f"exported mix {out['mix_id']}: " + ", ".join(f"{s}={n:,}" for s, n in sorted(out["rows"].items()))
                + f" rows to {out['out_dir']} in {out['seconds']}s")
     for fmt, paths in sorted(out["files"].items()):

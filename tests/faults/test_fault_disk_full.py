@@ -107,3 +107,49 @@ def test_temp_shards_of_dead_writers_are_cleaned_by_the_next_run(tmp_path, share
     assert not os.path.exists(dead) and not ancient.exists()
     assert live.exists() and foreign.exists()
     assert ws.query("select count(*) from traces").fetchone()[0] == 30
+
+
+_INSIDE_EXPORT = r"""
+import json, os, subprocess, sys
+mnt, ws = sys.argv[1], sys.argv[2]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt], check=True)
+de = [sys.executable, "-m", "dataengine", "--workspace", ws]
+out = os.path.join(mnt, "out")
+first = subprocess.run(de + ["export", "--out", out, "--mix-id", "small", "--format", "jsonl"], capture_output=True, text=True)
+before = sorted((os.path.relpath(os.path.join(d, f), out), os.path.getsize(os.path.join(d, f)))
+                for d, _s, fs in os.walk(out) for f in fs)
+fd = os.open(os.path.join(mnt, "filler"), os.O_WRONLY | os.O_CREAT)
+try:
+    while True:
+        os.write(fd, b"\0" * 65536)
+except OSError:
+    pass
+os.close(fd)
+os.truncate(os.path.join(mnt, "filler"), os.path.getsize(os.path.join(mnt, "filler")) - (64 << 10))
+p = subprocess.run(de + ["export", "--out", out, "--mix-id", "big", "--format", "jsonl", "--format", "parquet"],
+                   capture_output=True, text=True)
+after = sorted((os.path.relpath(os.path.join(d, f), out), os.path.getsize(os.path.join(d, f)))
+               for d, _s, fs in os.walk(out) for f in fs)
+print(json.dumps({"first": first.returncode, "first_err": first.stderr, "rc": p.returncode, "stderr": p.stderr,
+                  "same": before == after, "n_files": len(before)}))
+"""
+
+
+def test_disk_full_during_export_names_it_records_failed_and_keeps_the_previous_export(tmp_path, shared_data):
+    ws = tmp_path / "ws"
+    run_cli(ws, "ingest", str(shared_data / REASONING), "--map", "prompt=question", "--map", "completion=response",
+            "--think-format", "prompt_opened", "--domain", "math")
+    run_cli(ws, "mix", "--reasoning", "20", "--non-reasoning", "0", "--mix-id", "small")
+    run_cli(ws, "mix", "--reasoning", "2000", "--non-reasoning", "0", "--mix-id", "big")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    p = subprocess.run([*_unshare(), sys.executable, "-c", _INSIDE_EXPORT, str(mnt), str(ws)],
+                       env=env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["first"] == 0 and out["n_files"] > 0, out["first_err"]
+    assert out["rc"] == 1 and "Traceback" not in out["stderr"], out["stderr"]
+    assert "no space left on the device" in out["stderr"] and str(mnt) in out["stderr"], out["stderr"]
+    assert out["same"]  # the previous export is whole
+    status = Workspace(ws).query("select status from runs where stage = 'export' order by started_at").fetchall()
+    assert [s for (s,) in status] == ["ok", "failed"]
