@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -60,6 +62,10 @@ class WorkspaceConfig:
     path: str | None = field(
         default=None,
         metadata={"path": True, "help": "workspace folder; else --workspace, $DATAENGINE_WORKSPACE, or ./workspace"},
+    )
+    sql_allowed_dirs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "folders `dataengine sql` may read besides the workspace (read_csv, glob, …)"},
     )
 
 
@@ -145,6 +151,50 @@ STAGE_CONFIG_MODULES: list[str] = [
 ]
 
 
+# A config expands to at most this many YAML nodes once aliases are followed: anchors for shared
+# settings stay fine, a "billion laughs" alias bomb (9 aliases of 9 aliases of …) is refused.
+MAX_YAML_NODES = 100_000
+
+
+def safe_load_bounded(text: str, source: str = "<yaml>", max_nodes: int = MAX_YAML_NODES) -> Any:
+    """`yaml.safe_load`, refusing documents whose aliases expand beyond `max_nodes` nodes."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        # Post-order over the node graph (aliases are shared nodes): the expanded size of a node is
+        # 1 + its children's, memoised per node, so the count itself never expands anything.
+        stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+        on_path: set[int] = set()
+        while stack:
+            n, done = stack.pop()
+            if id(n) in sizes:
+                continue
+            children: list[yaml.Node] = []
+            if isinstance(n, yaml.SequenceNode):
+                children = list(n.value)
+            elif isinstance(n, yaml.MappingNode):
+                children = [x for kv in n.value for x in kv]
+            if done:
+                on_path.discard(id(n))
+                total = 1 + sum(sizes.get(id(c), 0) for c in children)
+                if total > max_nodes:
+                    raise ConfigError(f"{source}: YAML expands to more than {max_nodes} nodes through aliases "
+                                      f"(near line {n.start_mark.line + 1}); refusing an alias bomb")
+                sizes[id(n)] = total
+                continue
+            if id(n) in on_path:
+                raise ConfigError(f"{source}: YAML alias refers to itself (line {n.start_mark.line + 1})")
+            on_path.add(id(n))
+            stack.append((n, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path | None) -> PipelineConfig:
     """Load and validate a pipeline YAML file (None: all defaults)."""
     if path is None:
@@ -155,7 +205,7 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = safe_load_bounded(text, str(p)) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: invalid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -233,6 +283,7 @@ def build(cls: type[T], value: Any, source: str, path: str, base_dir: Path | Non
             kind = f.metadata.get("path")
             if kind and isinstance(v, str):
                 v = resolve_path(v, base_dir, kind)
+            _check_range(name, v, f, source, f"{path}.{name}")
             kwargs[name] = v
         elif f.default is MISSING and f.default_factory is MISSING:
             raise ConfigError(f"{source}: {path}.{name}: required field missing")
@@ -244,6 +295,28 @@ def build(cls: type[T], value: Any, source: str, path: str, base_dir: Path | Non
         except ValueError as e:
             raise ConfigError(f"{source}: {path}: {e}") from None
     return obj
+
+
+# Sizes, limits, counts and timeouts are never negative (`max_row_bytes: -1` read nothing and
+# exited 0). A field states other bounds with metadata {"min": …, "max": …}; `max_steps` keeps the
+# trainers' "-1 = unset" convention.
+_NON_NEGATIVE = re.compile(r"(^max_|^min_|_bytes$|_chars$|_rows$|_size$|timeout|_s$|^workers$|retries|_tokens$"
+                           r"|^n$|^batch|_length$|_share$|_overlap$|_hits$)")
+_SIGNED_OK = frozenset({"max_steps"})
+
+
+def _check_range(name: str, value: Any, f: Any, source: str, path: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {path}: {value!r} is not a finite number")
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if lo is None and name not in _SIGNED_OK and _NON_NEGATIVE.search(name):
+        lo = 0
+    if lo is not None and value < lo:
+        raise ConfigError(f"{source}: {path}: {value!r} is out of range (must be >= {lo})")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{source}: {path}: {value!r} is out of range (must be <= {hi})")
 
 
 def coerce(tp: Any, value: Any, source: str, path: str, base_dir: Path | None = None) -> Any:
@@ -317,6 +390,7 @@ def apply_overrides(obj: T, overrides: dict[str, Any], source: str = "command li
         if k not in hints:
             raise ConfigError(f"{source}: unknown field {k!r} for {type(obj).__name__}{closest(k, [*hints, *aliases])}")
         clean[k] = coerce(hints[k], v, source, k)
+        _check_range(k, clean[k], {f.name: f for f in fields(obj)}[k], source, k)  # type: ignore[arg-type]
     return dataclasses.replace(obj, **clean)  # type: ignore[type-var]
 
 

@@ -144,6 +144,14 @@ def run_filter(ws: Workspace, cfg: PipelineConfig, only: str | None = None, reth
     for n in names:
         get_filter(n)  # unknown name → KeyError naming the known filters
     config_hash = cfg.config_hash("filter")
+    # One filter run at a time: a second waits, then finds only what the first left unscored.
+    with ws.lease("stage:filter"):
+        return _run_filter(ws, fc, names, config_hash, only, rethreshold, rescore, limit, progress)
+
+
+def _run_filter(ws: Workspace, fc: FilterConfig, names: list[str], config_hash: str, only: str | None,
+                rethreshold: bool, rescore: bool, limit: int | None,
+                progress: Callable[[int], None] | None) -> dict[str, Any]:
     run = ws.start_run("filter", {"filter": _to_plain(fc), "only": only, "rethreshold": rethreshold,
                                   "rescore": rescore, "config_hash": config_hash})
     t0 = time.perf_counter()

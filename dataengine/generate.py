@@ -78,6 +78,7 @@ class OpenAIOptions:
     backoff_base: float = field(default=1.0, metadata={"help": "first retry waits about this long; doubles each time"})
     backoff_max: float = field(default=60.0, metadata={"help": "longest wait between retries"})
     extra_body: dict[str, Any] = field(default_factory=dict, metadata={"help": "merged into each request body (e.g. top_k)"})
+    max_response_bytes: int = field(default=64 << 20, metadata={"help": "a larger response body fails the request (response_too_large)", "min": 1})
 
 
 @dataclass
@@ -374,7 +375,8 @@ class _Writer:
             for idx in w.sample_indices:
                 self.quarantine.append({
                     "run_id": self.run.run_id, "source": f"generate:{p['prompt_id']}", "line": idx,
-                    "field": "completion", "reason": "engine_error", "detail": f"{error} (attempts: {res.attempts})",
+                    "field": "completion", "reason": res.error_reason or "engine_error",
+                    "detail": f"{error} (attempts: {res.attempts})",
                     "raw": raw[: 1 << 16],
                 })
             self.report.quarantined += len(w.sample_indices)
@@ -431,6 +433,14 @@ def run_generate(
     gc: GenerateConfig = apply_overrides(cfg.section("generate"), overrides)
     gc.validate()
     rank, world_size = resolve_rank(gc.rank, gc.world_size)
+    # Two workers on one rank of one sampling run would sample the same pairs: the second waits
+    # for the lease, then plans against what the first stored.
+    with ws.lease(f"generate:{gc.sampling_run}:rank{rank}-of-{world_size}"):
+        return _run_generate(ws, gc, rank, world_size, progress, engine_obj)
+
+
+def _run_generate(ws: Workspace, gc: GenerateConfig, rank: int, world_size: int,
+                  progress: ProgressFn | None, engine_obj: Engine | None) -> dict[str, Any]:
     t0 = time.perf_counter()  # planning (reading ids, rendering templates) is overhead too
     pending, report = plan(ws, gc, rank, world_size)
     renderer = PromptRenderer(gc.template, gc.system_prompt, gc.exemplars, gc.template_seed, gc.template_vars)
@@ -465,9 +475,11 @@ def run_generate(
                 progress(done, report.pairs_in, tokens)
         writer.flush()
     except BaseException as e:
-        writer.flush()  # what finished is complete and kept: a rerun skips it
         report.seconds = time.perf_counter() - t0
-        run.finish(report.counts(), status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        try:
+            writer.flush()  # what finished is complete and kept: a rerun skips it
+        finally:  # even when that write fails too (a full disk): the run is recorded failed
+            run.finish(report.counts(), status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
         raise
     finally:
         if engine_obj is None:

@@ -23,6 +23,7 @@ import math
 import multiprocessing as mp
 import os
 import time
+import unicodedata
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -60,8 +61,11 @@ class IngestConfig:
     parallel_min_bytes: int = field(default=32 << 20, metadata={"help": "JSONL files smaller than this are read in-process"})
 
     def validate(self) -> None:
-        if self.shard_rows < 1 or self.shard_bytes < 1 or self.block_bytes < 1:
-            raise ValueError("shard_rows, shard_bytes and block_bytes must be positive")
+        for name in ("shard_rows", "shard_bytes", "block_bytes", "max_row_bytes", "max_field_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.parallel_min_bytes < 0:
+            raise ValueError(f"parallel_min_bytes: must be >= 0, got {self.parallel_min_bytes}")
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
 
@@ -136,6 +140,22 @@ class _Reject(Exception):
     def __init__(self, reason: str, field_name: str | None, detail: str):
         super().__init__(detail)
         self.reason, self.field_name, self.detail = reason, field_name, detail
+
+
+# Characters that render as nothing: invisible fillers outside the Cf/Z*/M* categories.
+_INVISIBLE_EXTRA = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_text(text: str) -> bool:
+    """False for text of only whitespace, zero-width / format characters, marks and fillers."""
+    for ch in text:
+        if ch.isalnum() and ch.isascii():
+            return True
+        if ch in _INVISIBLE_EXTRA or ch.isspace():
+            continue
+        if unicodedata.category(ch)[0] not in "CZM":
+            return True
+    return False
 
 
 def _text(row: dict[str, Any], key: str | None, canonical: str, *, required: bool = False) -> str | None:
@@ -385,8 +405,9 @@ class RowMapper:
         k = self.keys
         text = prompt_text if prompt_text is not None else _text(row, k["prompt"], "prompt", required=True)
         assert text is not None
-        if not text.strip():
-            raise _Reject("empty_prompt", "prompt", "prompt is empty or whitespace")
+        if not has_visible_text(text):
+            raise _Reject("empty_prompt", "prompt", f"prompt has no visible character ({len(text)} characters of "
+                          "whitespace, zero-width or format characters)" if text else "prompt is empty")
         if len(text) > self.cfg.max_field_chars:
             raise _Reject("field_too_large", "prompt", f"{len(text)} chars > max_field_chars={self.cfg.max_field_chars}")
         return Prompt(
@@ -544,10 +565,20 @@ def ingest(
     """
     opts = opts or IngestOptions()
     cfg = cfg or IngestConfig()
+    cfg.validate()  # a config built in code (not loaded) is checked too
     path = Path(path)
     fmt = input_format(path)
     if fmt != "hub" and not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    # Two ingests of one file would both take every row: the second waits for the file's lease,
+    # then finds every id stored.
+    key = str(path.resolve()) if fmt != "hub" else str(path)
+    with ws.lease(f"ingest:{key}"):
+        return _ingest(ws, path, fmt, opts, cfg, progress)
+
+
+def _ingest(ws: Workspace, path: Path, fmt: str, opts: IngestOptions, cfg: IngestConfig,
+            progress: Callable[[int], None] | None) -> IngestReport:
     config = {"path": str(path), "format": fmt, "options": asdict(opts), "ingest": asdict(cfg)}
     run = ws.start_run("ingest", config)
     t0 = time.perf_counter()
@@ -568,8 +599,10 @@ def ingest(
                 progress(report.rows_in)
         asm.close()
     except BaseException:
-        asm.close()  # keep what was read: a rerun then skips it
-        run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
+        try:
+            asm.close()  # keep what was read: a rerun then skips it
+        finally:  # even when that write fails too (a full disk): the run is recorded failed
+            run.finish({"in": report.rows_in, "out": report.taken, "quarantined": report.quarantined}, status="failed")
         raise
     if opts.replace and opts.kind == "traces":
         report.superseded = supersede(ws, source, run.run_id)

@@ -30,8 +30,9 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-import yaml
+import jinja2.sandbox
 
+from dataengine.config import safe_load_bounded
 from dataengine.records import content_hash
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -60,7 +61,9 @@ def template_names() -> list[str]:
 
 @cache
 def _env(folder: str) -> jinja2.Environment:
-    return jinja2.Environment(
+    # Sandboxed: a template file is user input, and plain Jinja lets it reach Python internals
+    # (`cycler.__init__.__globals__.os.popen(...)` runs a command); the sandbox refuses them.
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
@@ -91,7 +94,7 @@ def load_exemplars(path: str | Path | None = None) -> dict[str, list[Exemplar]]:
     """The exemplar pool: a YAML mapping of domain to a list of {problem, reasoning, summary}."""
     p = Path(path) if path else DEFAULT_EXEMPLARS
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = safe_load_bounded(p.read_text(encoding="utf-8"), str(p))
     except OSError as e:
         raise FileNotFoundError(f"exemplar pool {p}: {e.strerror}") from None
     if not isinstance(data, dict) or not data:
@@ -165,6 +168,8 @@ class PromptRenderer:
             return self.template.render(**ctx).strip()
         except jinja2.UndefinedError as e:
             raise ValueError(f"template {self.template_name}: {e.message}; pass it in generate.template_vars") from None
+        except jinja2.sandbox.SecurityError as e:
+            raise ValueError(f"template {self.template_name}: refused by the template sandbox: {e}") from None
 
     def messages(self, row: dict[str, Any]) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []

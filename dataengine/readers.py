@@ -17,6 +17,11 @@ import csv
 import gzip
 import io
 import json
+import math
+import os
+import re
+import stat
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,13 @@ import orjson
 
 # Quarantined raw text is kept up to this size; the file and line locate the full row.
 MAX_RAW_KEPT = 1 << 20
+# Deeper rows are quarantined (too_deep): real rows nest a few levels; thousands of levels only
+# exhaust the recursion of every later JSON encoder.
+MAX_DEPTH = 100
+# What a compressed stream that ends early (or is corrupt) raises while being read.
+TRUNCATED = (EOFError, zlib.error, gzip.BadGzipFile)
+# Lone surrogates: undecodable bytes under `surrogateescape`, or a "\ud800" JSON escape.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +61,76 @@ def _raw_text(b: bytes) -> str:
     return text
 
 
+def _path_str(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(row)"
+
+
+def check_values(obj: Any, strings: bool = True) -> RowError | None:
+    """A RowError for the first value no store can keep faithfully, naming its field; else None.
+
+    Too deep nesting, NaN/Infinity (they would become NULL) and, when `strings`, lone surrogates
+    (invalid UTF-8 read with `surrogateescape`, or a "\\ud800" escape). Iterative: a deep row
+    cannot exhaust the recursion limit here.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(obj, ())]
+    while stack:
+        v, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return RowError("too_deep", f"nested more than {MAX_DEPTH} levels at {_path_str(path[:8])}…",
+                            field=str(path[0]) if path else None)
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if strings and isinstance(k, str) and _SURROGATE.search(k):
+                    return RowError("invalid_utf8", f"key {k.encode('utf-8', 'backslashreplace')[:80]!r}: "
+                                    "invalid UTF-8 or a lone surrogate", field=_path_str((*path, "<key>")))
+                stack.append((x, (*path, str(k))))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((x, (*path, i)) for i, x in enumerate(v))
+        elif isinstance(v, float) and not math.isfinite(v):
+            return RowError("non_finite_number", f"{_path_str(path)} is {v!r}; JSON and the store have no NaN/Infinity",
+                            field=_path_str(path))
+        elif strings and isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                what = "invalid UTF-8 byte" if "\udc80" <= m.group() <= "\udcff" else "lone surrogate"
+                return RowError("invalid_utf8", f"{_path_str(path)}: {what} at character {m.start()}",
+                                field=_path_str(path))
+    return None
+
+
+def _depth_suspect(raw: bytes) -> bool:
+    # Cheap pre-check for the fast path: a row can only be too deep with that many brackets.
+    return raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+
+
+def check_regular(path: Path) -> None:
+    """Refuse anything but a regular file (a symlink to /dev/zero, a FIFO, a socket, a device)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # missing: the caller says so
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        kind = ("character device" if stat.S_ISCHR(st.st_mode) else "block device" if stat.S_ISBLK(st.st_mode)
+                else "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "special file")
+        real = os.path.realpath(path)
+        via = f" (via symlink to {real})" if real != os.path.abspath(path) else ""
+        raise ValueError(f"{path}: not a regular file but a {kind}{via}; ingest reads regular files only")
+
+
+def _truncated(path: Path, after: int, e: BaseException, unit: str = "line") -> RowError:
+    return RowError("truncated_input", f"{path.name}: the compressed data ends early or is corrupt after "
+                    f"{unit} {after} ({type(e).__name__}: {e}); rows after it are missing from the file")
+
+
 def input_format(path: Path) -> str:
     """The reader a path needs: jsonl, json, parquet, csv, tsv, datasets, or hub."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
+    check_regular(path)
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             return "datasets"
@@ -68,9 +145,15 @@ def input_format(path: Path) -> str:
 
 
 def _open_binary(path: Path) -> BinaryIO:
+    f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - returned to the caller's `with`
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped after input_format checked it
+        f.close()
+        check_regular(path)
+        raise ValueError(f"{path}: not a regular file")
     if path.name.lower().endswith(".gz"):
+        f.close()  # GzipFile(fileobj=…) would not close it
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb", buffering=1 << 20)
+    return f
 
 
 def read_rows(
@@ -97,6 +180,8 @@ def read_rows(
 
 
 def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
+    if raw.startswith(b"\xef\xbb\xbf"):  # a BOM (first line, or files concatenated) is not JSON
+        raw = raw[3:].lstrip()
     if len(raw) > max_row_bytes:
         return RowError("row_too_large", f"{len(raw)} bytes > max_row_bytes={max_row_bytes}", _raw_text(raw))
     # Fast path: orjson validates UTF-8 and rejects lone surrogates itself. Anything it refuses
@@ -107,6 +192,10 @@ def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
         pass
     else:
         if isinstance(obj, dict):
+            if _depth_suspect(raw):
+                err = check_values(obj, strings=False)
+                if err is not None:
+                    return RowError(err.reason, err.detail, _raw_text(raw), err.field)
             return obj
     try:
         text = raw.decode("utf-8")
@@ -120,13 +209,12 @@ def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
         return RowError("invalid_json", "nested too deeply", _raw_text(raw))
     if not isinstance(obj, dict):
         return RowError("not_an_object", f"a JSON {type(obj).__name__}, expected an object", _raw_text(raw))
-    # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 writer can store; only rows that
-    # contain such an escape pay for the check.
-    if b"\\ud" in raw or b"\\uD" in raw:
-        try:
-            json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as e:
-            return RowError("invalid_unicode", f"lone surrogate {e.object[e.start:e.end]!r} in a string", _raw_text(raw))
+    # Only rows orjson refused get here (NaN, 1e400, a "\ud800" escape, deep nesting): name the
+    # field that no store can keep.
+    err = check_values(obj)
+    if err is not None:
+        reason = "invalid_unicode" if err.reason == "invalid_utf8" else err.reason
+        return RowError(reason, err.detail, _raw_text(raw), err.field)
     return obj
 
 
@@ -151,7 +239,14 @@ def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64
         size = 0
         first = 1
         while True:
-            raw = f.readline(max_row_bytes + 1)
+            try:
+                raw = f.readline(max_row_bytes + 1)
+            except TRUNCATED as e:
+                if buf:
+                    yield b"\n".join(buf), first
+                    buf = []
+                yield line_no, _truncated(path, line_no - 1, e)
+                break
             if not raw:
                 break
             if len(raw) > max_row_bytes and not raw.endswith(b"\n"):
@@ -160,9 +255,13 @@ def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64
                     buf, size = [], 0
                 total = len(raw)
                 head = raw
-                while raw and not raw.endswith(b"\n"):
-                    raw = f.readline(1 << 20)
-                    total += len(raw)
+                try:
+                    while raw and not raw.endswith(b"\n"):
+                        raw = f.readline(1 << 20)
+                        total += len(raw)
+                except TRUNCATED as e:
+                    yield line_no, _truncated(path, line_no, e)
+                    return
                 yield line_no, RowError("row_too_large", f"over {total} bytes > max_row_bytes={max_row_bytes}", _raw_text(head))
                 line_no += 1
                 first = line_no
@@ -184,16 +283,24 @@ def read_jsonl(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:
         line_no = 0
         while True:
             # readline with a limit keeps a single 10 GB line from being read whole.
-            raw = f.readline(max_row_bytes + 1)
+            try:
+                raw = f.readline(max_row_bytes + 1)
+            except TRUNCATED as e:
+                yield line_no + 1, _truncated(path, line_no, e)
+                return
             if not raw:
                 return
             line_no += 1
             if len(raw) > max_row_bytes and not raw.endswith(b"\n"):
                 size = len(raw)
                 head = raw
-                while raw and not raw.endswith(b"\n"):  # skip the rest of the oversized line
-                    raw = f.readline(1 << 20)
-                    size += len(raw)
+                try:
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the oversized line
+                        raw = f.readline(1 << 20)
+                        size += len(raw)
+                except TRUNCATED as e:
+                    yield line_no, _truncated(path, line_no - 1, e)
+                    return
                 yield line_no, RowError(
                     "row_too_large", f"over {size} bytes > max_row_bytes={max_row_bytes}", _raw_text(head)
                 )
@@ -207,17 +314,26 @@ def read_jsonl(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:
 def read_json(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:
     """A JSON array streamed element by element; a `.json` file holding JSON lines also works."""
     with _open_binary(path) as f:
-        head = f.read(4096)
-        first = head.lstrip()[:1]
+        try:
+            head = f.read(4096)
+        except TRUNCATED as e:
+            yield 1, _truncated(path, 0, e, "byte")
+            return
+        first = head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
         if first != b"[":
             if first == b"{" and _looks_like_single_object(path):
                 f.seek(0)
-                yield 1, _decode_json_line(f.read(), max_row_bytes)
+                try:
+                    data = f.read(max_row_bytes + 1)
+                except TRUNCATED as e:
+                    yield 1, _truncated(path, 0, e, "byte")
+                    return
+                yield 1, _decode_json_line(data, max_row_bytes)
                 return
             f.seek(0)
         else:
             f.seek(0)
-            yield from _stream_array(f, max_row_bytes)
+            yield from _stream_array(f, max_row_bytes, path)
             return
     yield from read_jsonl(path, max_row_bytes)
 
@@ -225,7 +341,10 @@ def read_json(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:
 def _looks_like_single_object(path: Path) -> bool:
     # One object over several lines (pretty-printed) versus JSON lines: JSON lines parse line 1.
     with _open_binary(path) as f:
-        line = f.readline(1 << 20)
+        try:
+            line = f.readline(1 << 20)
+        except TRUNCATED:
+            return False  # read as JSON lines, which reports the truncation
     try:
         json.loads(line)
         return False
@@ -233,21 +352,70 @@ def _looks_like_single_object(path: Path) -> bool:
         return True
 
 
-def _stream_array(f: BinaryIO, max_row_bytes: int) -> Iterator[ReadItem]:
-    """Decode `[obj, obj, …]` one element at a time with a sliding text buffer."""
+# Candidate restarts tried after a bad array element before giving up on the rest of the file:
+# each try decodes from a `,{`, so an unbounded number could make a hostile file quadratic.
+MAX_RESYNC_TRIES = 10_000
+
+
+def _resync(buf: str, pos: int, start: int, eof: bool) -> tuple[int | None, int, int]:
+    """After a bad element at `pos`, where the next whole element starts: the first `,`-preceded
+    `{` from `start` on that decodes as an object followed by `,` or `]`.
+
+    Returns (found or None, where to resume scanning once more text is read, tries used).
+    """
     decoder = json.JSONDecoder()
-    reader = io.TextIOWrapper(f, encoding="utf-8", errors="strict")  # type: ignore[arg-type]
+    p, tries = max(start, pos + 1), 0
+    while tries < MAX_RESYNC_TRIES:
+        p = buf.find("{", p)
+        if p < 0:
+            return None, len(buf), tries
+        j = p - 1
+        while j > pos and buf[j] in " \t\r\n":
+            j -= 1
+        if buf[j] == ",":
+            tries += 1
+            try:
+                _obj, end = decoder.raw_decode(buf, p)
+            except json.JSONDecodeError as e:
+                if e.pos >= len(buf) - 1 and not eof:
+                    return None, p, tries  # ran off the buffer: retry here with more text
+            except RecursionError:
+                pass
+            else:
+                k = end
+                while k < len(buf) and buf[k] in " \t\r\n":
+                    k += 1
+                if k >= len(buf) or buf[k] in ",]":
+                    return p, p, tries
+        p += 1
+    return None, p, tries
+
+
+def _stream_array(f: BinaryIO, max_row_bytes: int, path: Path | None = None) -> Iterator[ReadItem]:
+    """Decode `[obj, obj, …]` one element at a time with a sliding text buffer.
+
+    A bad element (invalid JSON, invalid UTF-8, too deep) is one quarantine row naming its index;
+    reading resumes at the next element that decodes, so no good element after it is lost.
+    """
+    decoder = json.JSONDecoder()
+    # surrogateescape: an invalid byte becomes a lone surrogate that check_values pins on its
+    # element and field, instead of a decode error that stops the whole file.
+    reader = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape")  # type: ignore[arg-type]
     buf = ""
     pos = 0
     index = 0
     eof = False
+    truncated: BaseException | None = None
+    name = path if path is not None else Path("<json>")
 
     def fill() -> bool:
-        nonlocal buf, pos, eof
+        nonlocal buf, pos, eof, truncated
+        if eof:
+            return False
         try:
             chunk = reader.read(1 << 20)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"invalid UTF-8 in JSON array near element {index + 1}: {e.reason}") from None
+        except TRUNCATED as e:
+            truncated, chunk = e, ""
         if not chunk:
             eof = True
             return False
@@ -256,7 +424,14 @@ def _stream_array(f: BinaryIO, max_row_bytes: int) -> Iterator[ReadItem]:
         return True
 
     fill()
-    pos = buf.index("[") + 1
+    if buf.startswith("\ufeff"):
+        buf = buf[1:]
+    start = buf.find("[")
+    if start < 0:
+        if truncated is not None:
+            yield 1, _truncated(name, 0, truncated, "element")
+        return
+    pos = start + 1
     while True:
         while True:  # skip whitespace and commas
             while pos < len(buf) and buf[pos] in " \t\r\n,":
@@ -264,65 +439,146 @@ def _stream_array(f: BinaryIO, max_row_bytes: int) -> Iterator[ReadItem]:
             if pos < len(buf) or not fill():
                 break
         if pos >= len(buf) or buf[pos] == "]":
+            if truncated is not None:
+                yield index + 1, _truncated(name, index, truncated, "element")
             return
         index += 1
+        err: RowError | None = None
         while True:
             try:
                 obj, end = decoder.raw_decode(buf, pos)
                 break
+            except RecursionError:
+                err = RowError("too_deep", f"element {index}: nested too deeply", buf[pos : pos + 4096])
             except json.JSONDecodeError as e:
                 if len(buf) - pos > max_row_bytes:
-                    yield index, RowError("row_too_large", f"element over max_row_bytes={max_row_bytes}")
-                    # An oversized element cannot be resynchronised reliably: stop with a clear error.
-                    raise ValueError(f"JSON array element {index} is larger than max_row_bytes") from None
-                if eof or not fill():
-                    yield index, RowError("invalid_json", f"element {index}: {e.msg}", buf[pos : pos + 4096])
-                    return
+                    err = RowError("row_too_large", f"element {index}: over max_row_bytes={max_row_bytes}",
+                                   buf[pos : pos + 4096])
+                elif not eof and fill():
+                    continue
+                else:
+                    err = RowError("invalid_json", f"element {index}: {e.msg} (character {e.pos - pos} of the element)",
+                                   buf[pos : pos + 4096])
+            break
+        if err is not None:
+            yield index, err
+            # Resume at the next element that decodes, reading ahead as far as max_row_bytes.
+            tries, offset = 0, pos + 1  # offsets are relative to pos: fill() moves the buffer
+            while True:
+                nxt, resume, used = _resync(buf, pos, pos + (offset - pos), eof)
+                tries += used
+                offset = resume
+                if nxt is not None or tries >= MAX_RESYNC_TRIES or len(buf) - pos > max_row_bytes:
+                    break
+                before = pos
+                if not fill():
+                    nxt, _r, _u = _resync(buf, pos, pos + (offset - before), True)
+                    break
+                offset -= before  # fill() dropped buf[:before] and reset pos to 0
+            if nxt is None:
+                if truncated is not None:
+                    yield index + 1, _truncated(name, index, truncated, "element")
+                elif not eof or tries >= MAX_RESYNC_TRIES:
+                    yield index + 1, RowError("unreadable_rest", f"elements after {index} cannot be located "
+                                              "(no later element decodes within max_row_bytes)", buf[pos : pos + 4096])
+                return
+            pos = nxt
+            continue
+        elem, pos = buf[pos:end], end
         if not isinstance(obj, dict):
             yield index, RowError("not_an_object", f"a JSON {type(obj).__name__}, expected an object", str(obj)[:4096])
+            continue
+        bad = check_values(obj)
+        if bad is not None:
+            raw = _raw_text(elem.encode("utf-8", "surrogateescape"))
+            yield index, RowError(bad.reason, f"element {index}: {bad.detail}", raw, bad.field)
         else:
             yield index, obj
-        pos = end
 
 
 def read_parquet(path: Path) -> Iterator[ReadItem]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: not a readable Parquet file: {e}") from None
     line = 0
-    for batch in pf.iter_batches(batch_size=1024):
+    batches = pf.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as e:
+            # A corrupt page: what came before is kept; the rest of the file cannot be located.
+            yield line + 1, RowError("corrupt_input", f"{path.name}: unreadable after row {line}: {e}")
+            return
         for row in batch.to_pylist():
             line += 1
-            yield line, row
+            yield line, _checked(row, line)  # NaN/Inf floats, absurd nesting
 
 
 def read_csv(path: Path, delimiter: str, columns: list[str] | None) -> Iterator[ReadItem]:
+    """CSV/TSV rows keyed by the header (or `columns`); a leading BOM is dropped.
+
+    Bytes are decoded with `surrogateescape`, so invalid UTF-8 costs only its own row (quarantined
+    as invalid_utf8 naming the line and column) and reading goes on with the next line.
+    """
     csv.field_size_limit(1 << 30)
-    with open(path, newline="", encoding="utf-8", errors="strict") as f:
-        reader = csv.reader(f, delimiter=delimiter)
+    truncated: list[BaseException] = []
+
+    def lines(f: BinaryIO) -> Iterator[str]:
+        first = True
+        while True:
+            try:
+                raw = f.readline()
+            except TRUNCATED as e:
+                truncated.append(e)
+                return
+            if not raw:
+                return
+            text = raw.decode("utf-8", "surrogateescape")
+            if first:
+                text = text.removeprefix("\ufeff")  # a BOM is not part of the first column's name
+                first = False
+            yield text
+
+    with _open_binary(path) as f:
+        reader = csv.reader(lines(f), delimiter=delimiter)
         header = columns
         line = 0
         while True:
             try:
                 rec = next(reader)
             except StopIteration:
-                return
-            except UnicodeDecodeError as e:
-                yield reader.line_num + 1, RowError("invalid_utf8", f"{e.reason}")
-                return  # the text stream cannot resume past a decode error
+                break
             except csv.Error as e:
                 yield reader.line_num, RowError("invalid_csv", str(e))
                 continue
             line = reader.line_num
             if header is None:
+                bad = check_values(rec)
+                if bad is not None:
+                    raise ValueError(f"{path}: line {line}: the header is not valid UTF-8 ({bad.detail})")
                 header = rec
                 continue
             if len(rec) != len(header):
                 yield line, RowError(
-                    "wrong_field_count", f"{len(rec)} fields, header has {len(header)}", delimiter.join(rec)[:4096]
+                    "wrong_field_count", f"{len(rec)} fields, header has {len(header)}",
+                    delimiter.join(rec).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")[:4096],
                 )
                 continue
-            yield line, dict(zip(header, rec))
+            row = dict(zip(header, rec))
+            bad = check_values(row)
+            if bad is not None:
+                raw = delimiter.join(rec).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                yield line, RowError(bad.reason, f"line {line}: {bad.detail}", raw[:4096], bad.field)
+                continue
+            yield line, row
+    if truncated:
+        yield line + 1, _truncated(path, line, truncated[0])
 
 
 def read_datasets_folder(path: Path, split: str | None) -> Iterator[ReadItem]:
@@ -333,10 +589,15 @@ def read_datasets_folder(path: Path, split: str | None) -> Iterator[ReadItem]:
         names = [split] if split else list(ds)
         for name in names:
             for i, row in enumerate(ds[name], start=1):
-                yield i, row
+                yield i, _checked(row, i)
     else:
         for i, row in enumerate(ds, start=1):
-            yield i, row
+            yield i, _checked(row, i)
+
+
+def _checked(row: Row, line: int) -> Row | RowError:
+    bad = check_values(row, strings=False)
+    return row if bad is None else RowError(bad.reason, f"row {line}: {bad.detail}", None, bad.field)
 
 
 def read_hub(dataset_id: str, split: str | None) -> Iterator[ReadItem]:

@@ -21,6 +21,9 @@ class TableSpec:
     schema: pa.Schema
     key: tuple[str, ...]
     latest_wins: bool = False
+    # The key identifies one row even though the table is not re-derived: concurrent writers can
+    # still store a key twice, so the current view keeps one row per key (the newest shard's).
+    unique: bool = False
     # Columns holding JSON objects: the view casts them to DuckDB's JSON type.
     json_columns: tuple[str, ...] = ()
 
@@ -86,9 +89,10 @@ register_table(
             ("metadata", STR),
         ),
         key=("trace_id",),
-        # Writers never write an id twice (ingest and generate skip ids already stored), so the
-        # view is a plain union: no window over gigabytes of completions.
+        # Writers skip ids already stored and hold a lease per rank / input file, but a writer
+        # without the lease (or an older version) can still store an id twice: the view keeps one.
         latest_wins=False,
+        unique=True,
         json_columns=("metadata", "sampling_params"),
     )
 )

@@ -6,6 +6,8 @@ True
 
 from __future__ import annotations
 
+import os
+import re
 from importlib import resources
 
 
@@ -19,13 +21,23 @@ def named_queries() -> list[str]:
 
 
 def load(name: str) -> str:
-    """The text of `sql/NAME.sql` (or `sql/SUBDIR/NAME.sql` when `name` has a slash)."""
+    """The text of `sql/NAME.sql` (or `sql/SUBDIR/NAME.sql` when `name` has a slash).
+
+    Names are plain words joined by `/`: `..`, absolute paths and other characters are refused,
+    so a name never resolves outside sql/.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*", name) or ".." in name:
+        raise KeyError(f"bad query name {name!r}: a named query is NAME or SUBDIR/NAME inside sql/ "
+                       f"(known: {', '.join(named_queries())})")
     path = _root()
     for part in name.split("/"):
         path = path / part
     path = path.with_name(path.name + ".sql") if not path.name.endswith(".sql") else path
     if not path.is_file():
         raise KeyError(f"no named query {name!r} in sql/; known: {', '.join(named_queries())}")
+    real, root = os.path.realpath(str(path)), os.path.realpath(str(_root()))
+    if not real.startswith(root + os.sep):  # a symlink in sql/ pointing elsewhere
+        raise KeyError(f"named query {name!r} resolves outside sql/ ({real})")
     return path.read_text(encoding="utf-8")
 
 

@@ -20,13 +20,17 @@ a killed writer are never matched by the views' globs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import hashlib
 import json
 import os
+import re
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,7 @@ from dataengine.schema import TABLES, TableSpec
 
 CATALOG = "catalog.duckdb"
 # Bumped when the view definitions change shape, so old catalogs are refreshed on open.
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"
 ENV_WORKSPACE = "DATAENGINE_WORKSPACE"
 
 
@@ -169,16 +173,102 @@ class Workspace:
         return pa.Table.from_pydict(data, schema=spec.schema)
 
     def _write_atomic(self, tbl: pa.Table, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(tbl, tmp, compression="zstd")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        tmp = path.with_name(f".{path.name}.{tmp_tag()}.tmp")
+        try:
+            pq.write_table(tbl, tmp, compression="zstd")
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as e:
+            # Remove the partial shard at once (on a full disk it is what fills it) and name the
+            # path: errno 28 alone does not say which filesystem filled up.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise WorkspaceError(f"cannot write {path}: {e.strerror or e}") from e
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def sweep_stale(self) -> dict[str, int]:
+        """Remove temp shards of dead writers and record their `running` runs as `failed`.
+
+        A writer's temp file names its host and pid (`tmp_tag`), so a later run on the same host
+        knows whether the writer is gone; a temp file of another host (or an older, untagged
+        one) is removed once it is older than STALE_TMP_S. Called when a stage starts a run.
+        """
+        removed = 0
+        host = socket.gethostname()
+        for tmp in (self.root / "tables").glob("*/.*.tmp"):
+            try:
+                old = time.time() - tmp.stat().st_mtime > STALE_TMP_S
+            except OSError:
+                continue
+            dead = _tmp_owner_dead(tmp.name, host)
+            if dead or (dead is None and old):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed += 1
+        failed = 0
+        try:
+            con = self.connect()
+        except (duckdb.Error, WorkspaceError):
+            return {"stale_tmp_removed": removed, "dead_runs_failed": 0}
+        try:
+            rows = con.execute(
+                "select run_id, stage, config::varchar, started_at, pid from runs "
+                "where status = 'running' and host = $h", {"h": host}
+            ).fetchall()
+        except duckdb.Error:
+            rows = []
+        finally:
+            con.close()
+        for run_id, stage, config, started_at, pid in rows:
+            if pid is not None and not _pid_alive(int(pid)):
+                run = Run.__new__(Run)
+                run.ws, run.stage, run.run_id = self, stage, run_id
+                run.config = json.loads(config) if config else {}
+                run.started_at, run.counts = started_at, {"holder_died": 1}
+                run._write("failed", now_utc())
+                failed += 1
+        return {"stale_tmp_removed": removed, "dead_runs_failed": failed}
+
+    # ---------------------------------------------------------------- leases
+    @contextlib.contextmanager
+    def lease(self, name: str, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the lease `name` (a stage, a rank of a sampling run, an input file) while the body runs.
+
+        Writers of the same work take the same lease, so the work is done once: the second waits,
+        then plans against what the first stored and finds nothing left. The lease is an `flock`
+        on `leases/<name>.lock`; the kernel drops it when its holder exits, so a crashed or killed
+        holder loses it at once (no stale-lease timeout to tune). `wait=False` raises instead.
+        """
+        folder = self.root / "leases"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
+        path = folder / f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:12]}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "unknown holder"
+                if not wait:
+                    raise WorkspaceError(f"lease {name!r} is held by {holder} ({path})") from None
+                if on_wait is not None:
+                    on_wait(f"waiting for lease {name!r} held by {holder}")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {now_utc().isoformat()}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock
 
     # ---------------------------------------------------------------- runs
     def start_run(self, stage: str, config: Mapping[str, Any] | None = None, run_id: str | None = None) -> Run:
         """Record a stage run as `running`; the returned `Run` records how it ended."""
+        self.sweep_stale()
         return Run(self, stage, dict(config or {}), run_id or new_run_id(stage))
 
     # ---------------------------------------------------------------- reading
@@ -200,7 +290,7 @@ class Workspace:
             con.close()
 
     def _tables_fingerprint(self) -> str:
-        parts = [f"{s.name}:{s.schema}:{s.key}:{s.latest_wins}" for s in TABLES.values()]
+        parts = [f"{s.name}:{s.schema}:{s.key}:{s.latest_wins}:{s.unique}" for s in TABLES.values()]
         parts += [sql for _n, sql in sqlfiles.views()]
         from dataengine.records import content_hash
 
@@ -247,6 +337,39 @@ class Workspace:
         """
         return self._connect_catalog(read_only=read_only)
 
+    def connect_limited(self, allowed_dirs: Sequence[str | os.PathLike[str]], read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """A catalog connection that may touch files only inside `allowed_dirs` (plus the workspace).
+
+        An in-memory DuckDB whose file access is limited and configuration locked before the
+        catalog is attached, so no statement can lift the limit; its own instance, so the lock
+        never leaks into this process's other connections to the catalog.
+        """
+        from dataengine.sqlguard import limit_access
+
+        deadline = time.monotonic() + (2.0 if read_only else 10.0)
+        while True:
+            con = duckdb.connect(":memory:")
+            try:
+                # A big sort spills inside the workspace (the default `.tmp` in the current folder
+                # is outside what the query may touch).
+                con.execute("set temp_directory = $t", {"t": str(self.root / ".duckdb_tmp")})
+                limit_access(con, [self.root, *allowed_dirs], lock=False)
+                mode = " (read_only)" if read_only else ""
+                con.execute(f"attach '{str(self.root / CATALOG).replace(chr(39), chr(39) * 2)}' as workspace{mode}")
+                con.execute("use workspace")
+                con.execute("set lock_configuration = true")
+                return con
+            except duckdb.IOException as e:
+                con.close()
+                if "lock" not in str(e).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise WorkspaceError(f"{self.root / CATALOG} is locked by another process ({_lock_holder(e)})") from None
+                time.sleep(0.1)
+            except BaseException:
+                con.close()
+                raise
+
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Run one SQL statement with bound `$name` parameters on a fresh read-only connection."""
         con = self.connect()
@@ -269,18 +392,60 @@ class Workspace:
         return {r[0] for r in rows if r[0] is not None}
 
 
+STALE_TMP_S = 24 * 3600
+
+
+def tmp_tag() -> str:
+    """`host~pid~random`: lets a later run tell a dead writer's temp file from a live one's."""
+    host = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())
+    return f"{host}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tmp_owner_dead(name: str, host: str) -> bool | None:
+    """True/False when `name` is a temp file of a writer on this host; None when we cannot tell."""
+    parts = name.split("~")
+    safe_host = re.sub(r"[^A-Za-z0-9_-]+", "_", host)
+    if len(parts) >= 3 and parts[0].endswith("." + safe_host) and parts[1].isdigit():
+        return int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))
+    return None
+
+
 def table_view_sql(spec: TableSpec, folder: Path) -> list[str]:
-    """The two views of a table: `<name>_history` (every shard row) and `<name>` (current rows)."""
+    """The two views of a table: `<name>_history` (every shard row) and `<name>` (current rows).
+
+    A keyed table's current view yields each key once whatever concurrent or repeated writers
+    did: the row of the newest shard wins (`written_at`, then shard file name, then row position
+    break ties), so two readers always see the same row. Append-only logs (`latest_wins=False`)
+    whose key is not unique by design (selections, hits, quarantine) stay plain unions.
+    """
     glob = str(folder / "*.parquet").replace("'", "''")
-    source = f"read_parquet('{glob}', union_by_name=true, filename=false)"
+    source = f"read_parquet('{glob}', union_by_name=true, filename=true, file_row_number=true)"
     replace = ", ".join(f"try_cast({c} as JSON) as {c}" for c in spec.json_columns)
-    select = f"select * replace ({replace})" if replace else "select *"
+    select = "select * exclude (filename, file_row_number)"
+    select += f" replace ({replace})" if replace else ""
     history = f"create or replace view {spec.name}_history as {select} from {source}"
-    if spec.latest_wins:
+    if spec.latest_wins or spec.unique:
         keys = ", ".join(spec.key)
+        # The winners are picked over narrow columns, then the wide rows are semi-joined to them:
+        # a window over the wide rows would hold every completion in memory at once.
+        winners = (
+            f"select filename, file_row_number from {source} "
+            f"qualify row_number() over (partition by {keys} "
+            "order by written_at desc, filename desc, file_row_number desc) = 1"
+        )
         current = (
-            f"create or replace view {spec.name} as select * from {spec.name}_history "
-            f"qualify row_number() over (partition by {keys} order by written_at desc) = 1"
+            f"create or replace view {spec.name} as {select.replace('select *', 'select s.*', 1)} "
+            f"from {source} s semi join ({winners}) w using (filename, file_row_number)"
         )
     else:
         current = f"create or replace view {spec.name} as select * from {spec.name}_history"
@@ -293,6 +458,21 @@ def _lock_holder(err: Exception) -> str:
     return msg[msg.index(marker) :].strip() if marker in msg else "unknown holder"
 
 
+# Runs of this process not finished yet: an error path a stage did not cover (a full disk while
+# writing its last file) still ends with them recorded failed (`fail_open_runs`, called by the CLI).
+_OPEN_RUNS: dict[str, Run] = {}
+
+
+def fail_open_runs(status: str = "failed") -> int:
+    """Record every unfinished run of this process as `status`; returns how many."""
+    n = 0
+    for run in list(_OPEN_RUNS.values()):
+        with contextlib.suppress(Exception):
+            run.finish(status=status)
+            n += 1
+    return n
+
+
 class Run:
     """One stage run: a `runs` row written at start (`running`) and again at the end."""
 
@@ -301,6 +481,7 @@ class Run:
         self.started_at = now_utc()
         self.counts: dict[str, int] = {}
         self._write("running")
+        _OPEN_RUNS[run_id] = self
 
     def _write(self, status: str, ended: dt.datetime | None = None) -> None:
         c = self.counts
@@ -323,6 +504,7 @@ class Run:
     def finish(self, counts: Mapping[str, int] | None = None, status: str = "ok") -> None:
         if counts:
             self.counts.update(counts)
+        _OPEN_RUNS.pop(self.run_id, None)
         self._write(status, now_utc())
 
     def __enter__(self) -> Run:

@@ -60,6 +60,6 @@ def test_sigkill_midway_then_rerun_gives_each_row_once(tmp_path: Path):
     ).fetchone()
     assert (total, distinct, idx_distinct, lo, hi) == (N_ROWS, N_ROWS, N_ROWS, 0, N_ROWS - 1)
     assert ws.query("select count(*), count(distinct prompt_id) from prompts").fetchone() == (N_ROWS, N_ROWS)
-    # the killed run is visible as still `running`; the rerun is `ok`
+    # the rerun found the killed run's pid gone and recorded it `failed`; the rerun is `ok`
     statuses = sorted(r[0] for r in ws.query("select status from runs where stage = 'ingest'").fetchall())
-    assert statuses == ["ok", "running"]
+    assert statuses == ["failed", "ok"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from rich.progress import (
 )
 
 from dataengine.config import ConfigError
-from dataengine.store import Workspace, WorkspaceError, default_workspace_path
+from dataengine.store import Workspace, WorkspaceError, default_workspace_path, fail_open_runs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,16 +59,39 @@ def workspace_from(ctx: click.Context, create: bool = True) -> Workspace:
     return Workspace.open(ctx.obj["workspace_path"], create=create)
 
 
+def _recording_failures(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # Whatever a stage's own error handling missed, its run does not stay `running`.
+    try:
+        return fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        fail_open_runs("interrupted")
+        raise
+    except click.exceptions.Exit:
+        raise
+    except BaseException:
+        fail_open_runs()
+        raise
+
+
 def user_errors(fn: F) -> F:
     """Turn the library's user-facing errors into a one-line message and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return _recording_failures(fn, *args, **kwargs)
         except (ConfigError, WorkspaceError, FileNotFoundError, ValueError, KeyError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             raise click.ClickException(str(msg)) from None
+        except OSError as e:
+            # Arrow and Polars report a full disk as an OSError without errno: match the text too.
+            text = str(e)
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left on device" not in text \
+                    and "Disk quota exceeded" not in text:
+                raise
+            # A full disk is the user's to fix: one line naming the path, not a traceback.
+            where = f" writing {e.filename}" if e.filename else ""
+            raise click.ClickException(f"no space left on the device{where}: {e.strerror or text}") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -11,6 +11,7 @@ import duckdb
 from dataengine import example_files, sqlfiles
 from dataengine.cli._common import cli, echo_result, json_option, parse_kv, user_errors, workspace_from
 from dataengine.config import SECTIONS, field_help, load_config
+from dataengine.sqlguard import SqlRefused, check_statement
 from dataengine.sqlout import FORMATS, write_result
 from dataengine.store import Workspace
 
@@ -45,7 +46,10 @@ def init(ctx: click.Context, example: str | None, dest: Path) -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Bind $NAME (repeatable).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file (needed for parquet).")
-@click.option("--write", is_flag=True, help="Open the catalog read-write (takes the write lock).")
+@click.option("--write", is_flag=True, help="Open the catalog read-write (takes the write lock); "
+              "without it one reading statement runs, with file access limited to the workspace.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pipeline config; its workspace.sql_allowed_dirs may also be read.")
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries and exit.")
 @click.pass_context
 @user_errors
@@ -57,6 +61,7 @@ def sql(
     fmt: str,
     out: Path | None,
     write: bool,
+    config_path: Path | None,
     list_queries: bool,
 ) -> None:
     """Query the workspace with DuckDB SQL. Read-only unless --write.
@@ -87,7 +92,14 @@ def sql(
     else:
         raise click.UsageError("give SQL, '-' for stdin, or --query NAME")
     ws = workspace_from(ctx, create=False)  # a mistyped --workspace must not leave an empty one behind
-    con = ws.connect(read_only=not write)
+    if out is not None and out.resolve().is_relative_to(ws.root / "tables"):
+        raise click.ClickException(f"--out {out}: inside the workspace's tables/, which only the store writes")
+    try:
+        check_statement(text, write, ws.root / "tables")
+    except SqlRefused as e:
+        raise click.ClickException(str(e)) from None
+    allowed = load_config(config_path).section("workspace").sql_allowed_dirs
+    con = ws.connect_limited(allowed, read_only=not write)
     try:
         try:
             bound = parse_kv(params, "--param")

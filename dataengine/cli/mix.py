@@ -125,7 +125,12 @@ def export(ctx: click.Context, config_path: Path | None, out_dir: Path, mix_id: 
     overrides = {"mix_id": mix_id, "test_fraction": test_fraction, "formats": list(formats) or None,
                  "system_prompt": system_prompt, "shard_bytes": shard_mb * 1_000_000 if shard_mb else None,
                  "repo_id": repo_id, "layout": layout}
-    out = run_export(workspace_from(ctx), cfg, out_dir, token=token, **overrides)
+    try:
+        out = run_export(workspace_from(ctx), cfg, out_dir, token=token, **overrides)
+    except OSError as e:
+        if e.filename is None:  # Arrow/Polars name no file: say which export failed (a full disk)
+            e.filename = str(out_dir)
+        raise
     if as_json:
         echo_result("export", out, True)
         return

@@ -76,6 +76,8 @@ class GenerationResult:
     error: str | None = None
     # How many attempts the engine made (an HTTP engine retries 429/5xx/timeouts).
     attempts: int = 1
+    # The quarantine reason for `error` (e.g. `empty_response`); None: `engine_error`.
+    error_reason: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -41,15 +41,20 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 class _Retryable(Exception):
-    """A failure worth another attempt; `wait` is the server's Retry-After, if it gave one."""
+    """A failure worth another attempt; `wait` is the server's Retry-After, if it gave one;
+    `reason` the quarantine reason when it is the last attempt's."""
 
-    def __init__(self, message: str, wait: float | None = None):
+    def __init__(self, message: str, wait: float | None = None, reason: str | None = None):
         super().__init__(message)
-        self.wait = wait
+        self.wait, self.reason = wait, reason
 
 
 class _Fatal(Exception):
-    """A failure another attempt cannot fix (400, 401, 404, …)."""
+    """A failure another attempt cannot fix (400, 401, 404, a response over the size cap, …)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 class OpenAIEngine(Engine):
@@ -58,11 +63,14 @@ class OpenAIEngine(Engine):
         base_url: the server's OpenAI API root, e.g. `http://localhost:8000/v1`.
         api_key_env: name of the environment variable holding the API key.
         max_concurrency: requests in flight at once (and HTTP connections kept open).
-        request_timeout: seconds one attempt may take, end to end (long CoT: minutes).
+        request_timeout: seconds one attempt may take, end to end: connecting, waiting and reading
+            the whole body (a server dripping bytes cannot stretch it; long CoT: minutes).
         connect_timeout: seconds to open a connection.
         max_retries: attempts after the first, for retryable failures.
         backoff_base / backoff_max: the wait before retry k is min(max, base * 2**k), jittered.
         extra_body: merged into every request body (e.g. `{"top_k": 20}` for vLLM).
+        max_response_bytes: a response body larger than this fails the request
+            (`response_too_large`) instead of filling memory.
     """
 
     name = "openai"
@@ -79,6 +87,7 @@ class OpenAIEngine(Engine):
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         extra_body: dict[str, Any] | None = None,
+        max_response_bytes: int = 64 << 20,
     ):
         if max_concurrency < 1:
             raise ValueError("openai engine: max_concurrency must be >= 1")
@@ -88,6 +97,12 @@ class OpenAIEngine(Engine):
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         self.max_concurrency = max_concurrency
+        if not request_timeout > 0 or not connect_timeout > 0:
+            raise ValueError("openai engine: request_timeout and connect_timeout must be > 0")
+        if max_response_bytes < 1:
+            raise ValueError("openai engine: max_response_bytes must be >= 1")
+        self.request_timeout = float(request_timeout)
+        self.max_response_bytes = int(max_response_bytes)
         self.timeout = httpx.Timeout(request_timeout, connect=connect_timeout)
         self.max_retries = max_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
@@ -234,7 +249,7 @@ class OpenAIEngine(Engine):
         path, body = self._body(req)
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         t0 = time.perf_counter()
-        last = "no attempt made"
+        last, reason = "no attempt made", None
         for attempt in range(self.max_retries + 1):
             try:
                 res = await self._attempt(client, path, payload, req)
@@ -243,9 +258,9 @@ class OpenAIEngine(Engine):
                 return res
             except _Fatal as e:
                 return GenerationResult(req.request_id, [], error=str(e), attempts=attempt + 1,
-                                        latency_s=time.perf_counter() - t0)
+                                        latency_s=time.perf_counter() - t0, error_reason=e.reason)
             except _Retryable as e:
-                last = str(e)
+                last, reason = str(e), e.reason
                 if attempt == self.max_retries:
                     break
                 wait = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
@@ -253,26 +268,46 @@ class OpenAIEngine(Engine):
                     wait = max(wait, min(e.wait, self.backoff_max))
                 await asyncio.sleep(wait)
         return GenerationResult(req.request_id, [], error=f"{last} (gave up after {self.max_retries + 1} attempts)",
-                                attempts=self.max_retries + 1, latency_s=time.perf_counter() - t0)
+                                attempts=self.max_retries + 1, latency_s=time.perf_counter() - t0, error_reason=reason)
 
     async def _attempt(self, client: httpx.AsyncClient, path: str, payload: bytes, req: GenerationRequest) -> GenerationResult:
+        # httpx's read timeout is per socket read: a server sending one byte every 0.1 s never
+        # trips it. One deadline covers the whole attempt, and the body is read with a size cap.
         try:
-            r = await client.post(path, content=payload)
+            async with asyncio.timeout(self.request_timeout):
+                status, headers, body = await self._post(client, path, payload)
+        except TimeoutError:
+            raise _Retryable(f"timeout: the attempt took over request_timeout={self.request_timeout}s") from None
         except httpx.TimeoutException as e:
             raise _Retryable(f"timeout: {type(e).__name__} after {self.timeout.read}s") from None
         except httpx.TransportError as e:
             raise _Retryable(f"transport error: {type(e).__name__}: {e}") from None
-        if r.status_code != 200:
-            snippet = r.text[:300].replace("\n", " ")
-            msg = f"HTTP {r.status_code}: {snippet}"
-            if r.status_code in RETRY_STATUS:
-                raise _Retryable(msg, _retry_after(r.headers.get("retry-after")))
+        if status != 200:
+            snippet = body[:300].decode("utf-8", "replace").replace("\n", " ")
+            msg = f"HTTP {status}: {snippet}"
+            if status in RETRY_STATUS:
+                raise _Retryable(msg, _retry_after(headers.get("retry-after")))
             raise _Fatal(msg)
         try:
-            data = r.json()
+            data = json.loads(body)
             return self._parse(data, req)
-        except (ValueError, KeyError, TypeError, IndexError) as e:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
             raise _Retryable(f"malformed response: {type(e).__name__}: {str(e)[:200]}") from None
+
+    async def _post(self, client: httpx.AsyncClient, path: str, payload: bytes) -> tuple[int, httpx.Headers, bytes]:
+        async with client.stream("POST", path, content=payload) as r:
+            declared = r.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise _Fatal(f"response of {declared} bytes > max_response_bytes={self.max_response_bytes}",
+                             reason="response_too_large")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in r.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _Fatal(f"response over max_response_bytes={self.max_response_bytes}", reason="response_too_large")
+                chunks.append(chunk)
+            return r.status_code, r.headers, b"".join(chunks)
 
     def _parse(self, data: dict[str, Any], req: GenerationRequest) -> GenerationResult:
         choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
@@ -287,9 +322,13 @@ class OpenAIEngine(Engine):
                 reasoning = msg.get("reasoning_content") or msg.get("reasoning")
                 text = f"<think>\n{reasoning}\n</think>\n\n{content}" if reasoning else content
             else:
-                text = c["text"]
+                text = c["text"] if c["text"] is not None else ""
             if not isinstance(text, str):
                 raise TypeError(f"choice {c.get('index')} text is {type(text).__name__}")
+            if not text.strip():
+                # A 200 with `content: null` or "" is not a trace: retried, then quarantined.
+                raise _Retryable(f"empty_response: choice {c.get('index', len(texts))} has no text "
+                                 f"(finish_reason={c.get('finish_reason')!r})", reason="empty_response")
             texts.append(text)
             finishes.append(c.get("finish_reason"))
         usage = data.get("usage") or {}

@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataengine import sqlfiles
+from dataengine.atomicdir import publish, staging_dir
 from dataengine.config import PipelineConfig, apply_overrides
 from dataengine.mix.config import ExportConfig
 from dataengine.mix.ordered_rows import memory_bytes, ordered_rows
@@ -225,6 +226,11 @@ def split_of(prompt_id: str, test_fraction: float) -> str:
     return "test" if h < test_fraction * 0x100000000 else "train"
 
 
+# What an export writes; a previous export's copies are replaced, anything else in the folder kept.
+EXPORT_OWNED = ("hf", "data", "jsonl", "images", ".arrow_tmp", ".duckdb_tmp", "README.md", "chat_template.jinja",
+                "dataset_info.json")
+
+
 class _RollingWriter:
     """Size-bounded shards of one split in one format; renamed to `-NNNNN-of-NNNNN` when done."""
 
@@ -297,11 +303,13 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     ecfg: ExportConfig = apply_overrides(cfg.section("export"), overrides)
     ecfg.validate()
     mix_id = ecfg.mix_id or latest_mix_id(ws)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("hf", "data", "jsonl", "images", ".arrow_tmp"):
-        shutil.rmtree(out / sub, ignore_errors=True)  # an export folder is rebuilt whole, never merged
-    run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(out)})
+    # Built whole beside the target and swapped in at the end, never merged: a killed export
+    # leaves the previous one whole (dataengine.atomicdir).
+    final = Path(out_dir).resolve()
+    if final.is_relative_to(ws.root / "tables"):
+        raise ValueError(f"{final}: inside the workspace's tables/, which only the store writes")
+    out = staging_dir(final)
+    run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(final)})
     t0 = time.perf_counter()
     writers: dict[tuple[str, str], _RollingWriter] = {}
     arrow_sinks: dict[str, tuple[Any, pa.RecordBatchStreamWriter]] = {}
@@ -352,6 +360,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
                 sel = np.array([x == b for x in buckets])
                 stats["tokens"].setdefault(b, []).extend(ntok[sel].tolist())
     except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # the staging folder; the previous export is untouched
         run.finish({"in": 0, "out": sum(stats["rows"].values())}, status="failed")
         raise
     finally:
@@ -386,6 +395,8 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     from dataengine.mix.card import write_card
 
     card = write_card(ws, out, mix_id, stats, ecfg, {**files, **trainer_files})
+    publish(out, final, keep=EXPORT_OWNED)
+    out, card = final, final / card.relative_to(out)
     result = {
         "mix_id": mix_id, "run_id": run.run_id, "out_dir": str(out),
         "rows": dict(stats["rows"]), "total_rows": sum(stats["rows"].values()),

@@ -84,6 +84,13 @@ def ingest_sft(
     if input_format(path) != "hub" and not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     source = source or path.name
+    # Like `ingest`: one writer per input file; a second waits, then finds every id stored.
+    with ws.lease(f"ingest:{path.resolve() if path.exists() else path}"):
+        return _ingest_sft(ws, path, fmt, cfg, source, category, language)
+
+
+def _ingest_sft(ws: Workspace, path: Path, fmt: str, cfg: SftConfig, source: str, category: str | None,
+                language: str | None) -> IngestReport:
     run = ws.start_run("ingest_sft", {"path": str(path), "format": fmt, "source": source, "category": category,
                                       "language": language, "sft": cfg.__dict__})
     report = IngestReport(run.run_id, source)

@@ -119,7 +119,10 @@ class Judge:
 
         path = Path(template) if template else TEMPLATE_PATH
         self.template_text = path.read_text(encoding="utf-8")
-        self._template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(
+        import jinja2.sandbox
+
+        # Sandboxed: a judge template from config is user input (see prompting._env).
+        self._template = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(
             self.template_text
         )
         self.engine = engine

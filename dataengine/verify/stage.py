@@ -292,6 +292,13 @@ def run_verify(
     """
     vcfg: VerifyConfig = apply_overrides(cfg.section("verify"), overrides)
     vcfg.validate()
+    # One verify run at a time: a second waits, then finds only what the first left unverified.
+    with ws.lease("stage:verify"):
+        return _run_verify(ws, vcfg, redo, judge, progress)
+
+
+def _run_verify(ws: Workspace, vcfg: VerifyConfig, redo: bool, judge: Any,
+                progress: Callable[[int], None] | None) -> dict[str, Any]:
     run = ws.start_run("verify", {"verify": asdict(vcfg), "redo": redo})
     counts: Counter[str] = Counter()
     n_in = n_out = 0
