@@ -49,14 +49,16 @@ def on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
-def rejected_errors(vllm: Any) -> tuple[type[BaseException], ...]:
+def rejected_errors() -> tuple[type[BaseException], ...]:
     """Exceptions with which vLLM rejects one request (too long a prompt, bad parameters), as opposed
     to the engine failing. `VLLMValidationError` is not a ValueError in every version."""
     errors: list[type[BaseException]] = [ValueError]
-    exc = getattr(vllm, "exceptions", None)
-    for name in ("VLLMValidationError",):
-        if exc is not None and isinstance(getattr(exc, name, None), type):
-            errors.append(getattr(exc, name))
+    try:
+        from vllm.exceptions import VLLMValidationError  # a submodule: not an attribute until imported
+
+        errors.append(VLLMValidationError)
+    except ImportError:  # older vLLM: validation errors are ValueErrors
+        pass
     return tuple(errors)
 
 
@@ -94,7 +96,7 @@ class VLLMEngine(Engine):
                 "transformers for small models"
             ) from None
         self._vllm = vllm
-        self._rejected = rejected_errors(vllm)
+        self._rejected = rejected_errors()
         self.return_logprobs = return_logprobs
         self.model = str(model)
         kwargs: dict[str, Any] = dict(
