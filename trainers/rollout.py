@@ -55,10 +55,12 @@ class VLLMRollout:
         from dataengine.engines.vllm_engine import VLLMEngine, on_cpu
 
         llm_kwargs: dict[str, Any] = {}
+        dtype = "auto"  # GPU: the checkpoint's dtype (bf16), as the trainer's autocast
         if on_cpu():
             llm_kwargs["kv_cache_memory_bytes"] = int(cfg.vllm_kv_cache_gib * (1 << 30))
+            dtype = "float32"  # the trainer runs fp32 on CPU; vLLM's CPU default would be bf16
         self.engine = VLLMEngine(
-            cfg.model, seed=cfg.seed + rank, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            cfg.model, seed=cfg.seed + rank, dtype=dtype, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
             max_model_len=cfg.max_prompt_length + cfg.max_completion_length, return_logprobs=True,
             llm_kwargs=llm_kwargs)
         self.synced_version: int | None = None

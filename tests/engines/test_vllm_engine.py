@@ -7,10 +7,8 @@ only the clear-error test runs.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
