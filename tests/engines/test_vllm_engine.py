@@ -48,7 +48,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tiny):
-    eng = get_engine("vllm", model=str(tiny), max_model_len=256, seed=0)
+    eng = get_engine("vllm", model=str(tiny), max_model_len=256, seed=0, return_logprobs=True)
     yield eng
     eng.close()
 
@@ -69,6 +69,8 @@ def test_available_and_generates_n_seeded_samples_with_finish_reasons(engine):
     assert all(c.finish_reason in ("stop", "length") for c in comps)
     assert all(c.completion_tokens == len(c.token_ids) and 1 <= c.completion_tokens <= 16 for c in comps)
     assert {c.finish_reason for c in comps} >= {"length"}  # a random tiny model rarely says <|im_end|>
+    # each sampled token's log-prob (checked against the trainer's in tests/trainers/test_grpo_vllm.py)
+    assert all(len(c.logprobs) == len(c.token_ids) and max(c.logprobs) <= 0.0 for c in comps)
     # the n samples of a request differ; the same seed gives the same samples
     assert len({tuple(c.token_ids) for c in out[0].completions}) > 1
     again = engine.generate(_reqs(6, 4, seed=7))
@@ -88,18 +90,6 @@ def test_a_too_long_prompt_is_rejected_alone_with_its_reason(engine):
     assert all(r.ok and len(r.completions) == 2 for i, r in enumerate(out) if i != 2)
     # the rejected call left nothing behind in the engine: the next batch is clean
     assert all(r.ok for r in engine.generate(_reqs(2, 2, seed=3)))
-
-
-@needs_vllm
-def test_logprobs_of_the_sampled_tokens(tiny):
-    # covered with the trainer's log-probs in tests/trainers/test_grpo_vllm.py; here only the shape
-    eng = get_engine("vllm", model=str(tiny), max_model_len=256, seed=0, return_logprobs=True)
-    try:
-        out = eng.generate(_reqs(2, 3, seed=5, max_tokens=8))
-    finally:
-        eng.close()
-    comps = [c for r in out for c in r.completions]
-    assert all(len(c.logprobs) == len(c.token_ids) and all(lp <= 0.0 for lp in c.logprobs) for c in comps)
 
 
 # ---- the generate stage through the CLI: offline vllm, and openai against a real vLLM server ----
