@@ -85,10 +85,11 @@ def test_openai_engine_streams_n_samples_with_reasoning_content(server):
         # the deepseek_r1 parser splits off reasoning; with no </think> from a random model it is all
         # reasoning, and the engine puts it back as one <think> block
         assert all(c.text.startswith("<think>\n") and c.finish_reason in ("stop", "length") for c in res.completions)
-        assert all(c.completion_tokens and c.completion_tokens <= 16 for c in res.completions)
+        # the server reports one usage total for the n choices; the engine apportions it by text length
+        assert 3 <= sum(c.completion_tokens for c in res.completions) <= 3 * 16
     for r in plain:
         res = by_id[r.request_id]
-        assert res.ok and len(res.completions) == 2 and all(c.completion_tokens <= 8 for c in res.completions)
+        assert res.ok and len(res.completions) == 2 and 2 <= sum(c.completion_tokens for c in res.completions) <= 16
     # the server really split it: its raw response has reasoning_content
     raw = httpx.post(f"{server}/chat/completions", timeout=120, json={
         "model": "tiny", "messages": [{"role": "user", "content": "1+1?"}], "max_tokens": 8, "n": 2, "seed": 0}).json()
