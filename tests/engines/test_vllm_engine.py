@@ -139,3 +139,33 @@ def test_generate_engine_vllm_offline_and_resume_after_a_kill(tiny, tmp_path):
     assert {r[2] for r in rows} == {"vllm"} and all(r[3] in ("stop", "length") and 1 <= r[4] <= 12 for r in rows)
     if killed:
         assert f"already stored {kept})" in log and f"written {120 - kept} " in log, log
+
+
+@needs_vllm
+def test_generate_quarantines_too_long_real_prompts_and_writes_the_rest(tiny, tmp_path, shared_data):
+    """Real GSM8K questions through `generate --engine vllm` with a 256-token context (about half fit): the ones whose
+    rendered prompt does not fit are quarantined with vLLM's reason, the rest generated; counts reconcile."""
+    from transformers import AutoTokenizer
+
+    from dataengine.store import Workspace
+
+    ws = tmp_path / "ws"
+    src = shared_data / "benchmarks" / "gsm8k_test.jsonl"
+    assert _cli(ws, "ingest", str(src), "--kind", "prompts", "--map", "prompt=question").wait(timeout=300) == 0
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("generate:\n  vllm:\n    max_model_len: 256\n")
+    proc = _cli(ws, "generate", "--config", str(cfg), "--engine", "vllm", "--model", str(tiny), "--n", "2",
+                "--max-tokens", "4", "--template", "plain", "--limit", "24", "--batch-size", "8", "--seed", "1")
+    log = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, log
+    db = Workspace.open(ws)
+    prompts = db.query("select prompt_id, rendered_prompt from traces").fetchall()
+    bad = db.query("select source, detail from quarantine where reason = 'engine_error'").fetchall()
+    tok = AutoTokenizer.from_pretrained(tiny)
+    # what vLLM must reject: prompts of more than 256 tokens (the tokenizer's own count)
+    written = {pid for pid, _ in prompts}
+    assert all(len(tok(text, add_special_tokens=False)["input_ids"]) <= 256 for _, text in prompts)
+    assert bad and written, log  # both kinds occur among these 24 real questions
+    assert all("VLLMValidationError" in d and "maximum context length is 256" in d for _, d in bad), bad[:2]
+    assert len(bad) == 2 * len({s for s, _ in bad}) and not {s.split(":", 1)[1] for s, _ in bad} & written
+    assert f"in=48 pairs = written {len(prompts)} + quarantined {len(bad)}" in log, log
