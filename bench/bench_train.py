@@ -39,6 +39,13 @@ def rollout_rows(args, model: Path, prompts: Path, tmp: Path) -> list[tuple[str,
             from trainers.config import GRPOConfig
             from trainers.grpo import train_grpo
             from trainers.runtime import read_metrics
+            import trainers.grpo as grpo_mod
+            CPU_AT_LOG = []  # CPU seconds (all threads) when each step is logged: per-step CPU cost
+            _log = grpo_mod.MetricsLogger.log
+            def _timed_log(self, step, metrics):
+                CPU_AT_LOG.append(_cpu())
+                return _log(self, step, metrics)
+            grpo_mod.MetricsLogger.log = _timed_log
             cfg = GRPOConfig(model={str(model)!r}, dataset={str(prompts)!r}, output_dir={str(tmp / ('r-' + engine))!r},
                              rewards={{"format": 1.0}}, prompts_per_step={args.prompts}, num_generations={args.G},
                              micro_batch_size={n_comp}, max_prompt_length=256,
@@ -49,6 +56,7 @@ def rollout_rows(args, model: Path, prompts: Path, tmp: Path) -> list[tuple[str,
             RESULT["seconds"], RESULT["cpu_seconds"] = time.perf_counter() - T0, _cpu() - C0
             rows = read_metrics(cfg.output_dir)
             RESULT["steps"] = rows
+            RESULT["step_cpu"] = (CPU_AT_LOG[-1] - CPU_AT_LOG[0]) / max(1, len(CPU_AT_LOG) - 1)
         """, python=str(py))
     out = []
     t, v = runs["transformers"], runs["vllm"]
@@ -63,6 +71,8 @@ def rollout_rows(args, model: Path, prompts: Path, tmp: Path) -> list[tuple[str,
     vrows = v.result["steps"]
     out.append((f"GRPO step s, vLLM rollouts ({args.prompts}×{args.G}, ≤{args.completion_length} tok, steps 2..)",
                 f"{steady(v):.2f}", f"transformers rollouts {steady(t):.2f} → ×{steady(t) / steady(v):.2f}"))
+    out.append(("GRPO CPU seconds per step (all threads, steps 2..)", f"{v.result['step_cpu']:.2f}",
+                f"transformers rollouts {t.result['step_cpu']:.2f} → ×{t.result['step_cpu'] / v.result['step_cpu']:.2f}"))
     out.append(("GRPO mean completion tokens (vllm / transformers)", f"{tok(v):.0f}", f"{tok(t):.0f}"))
     out.append(("GRPO CPU seconds end to end, vLLM (engine start included)", f"{v.cpu_seconds:.1f}",
                 f"transformers {t.cpu_seconds:.1f}"))
