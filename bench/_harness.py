@@ -31,11 +31,12 @@ class Measured:
         return float(self.result["cpu_seconds"])
 
 
-def run_isolated(code: str, timeout: float = 3600) -> Measured:
+def run_isolated(code: str, timeout: float = 3600, python: str | None = None) -> Measured:
     """Run `code` in a fresh interpreter; it must print one JSON object on its last line.
 
     Wall time is measured inside the child around the work (`T0`/`T1` set by the code), and peak
-    RSS is the child's ru_maxrss, so import time and the parent's memory do not count.
+    RSS is the child's ru_maxrss, so import time and the parent's memory do not count. `python`: another
+    interpreter (the vLLM venv), else this one.
     """
     prog = textwrap.dedent(
         f"""
@@ -56,7 +57,7 @@ def run_isolated(code: str, timeout: float = 3600) -> Measured:
         print(json.dumps(RESULT))
         """
     )
-    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run([python or sys.executable, "-c", prog], capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"bench step failed:\n{out.stderr[-4000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,7 +6,12 @@ conversations as prompt/completion pairs, so both put loss on the assistant turn
 batches. GRPO: GSM8K questions, G completions per prompt, `format` reward, beta 0, one iteration.
 Both sides run in fresh processes on one torch thread, end to end (model load included).
 
-    python bench/bench_train.py --sft-steps 16 --grpo-steps 4
+GRPO rollouts (issue 14): the same GRPO run with `rollout_engine: vllm` (colocated vLLM, weights
+pushed every step, TIS) against `rollout_engine: transformers`, both in the vLLM venv
+(`make setup-vllm`; `--vllm-python`), same model, prompts and seed; skipped with a note without it.
+
+    python bench/bench_train.py --examples 64 --grpo-steps 4
+    python bench/bench_train.py --only-rollouts --grpo-steps 4 --completion-length 256
 """
 
 from __future__ import annotations
@@ -17,7 +22,68 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _harness import SHARED_DATA, print_table, run_isolated
+from _harness import ROOT, SHARED_DATA, print_table, run_isolated
+
+
+def rollout_rows(args, model: Path, prompts: Path, tmp: Path) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """GRPO step time with vLLM rollouts against transformers rollouts, same config, same interpreter."""
+    py = Path(args.vllm_python)
+    if not py.exists():
+        return [("GRPO rollouts vllm vs transformers", "skipped", f"no {py}: run `make setup-vllm`")]
+    n_comp = args.prompts * args.G
+    runs = {}
+    for engine in ("transformers", "vllm"):
+        runs[engine] = run_isolated(f"""
+            import os; os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"; os.environ["HF_HUB_OFFLINE"] = "1"
+            import torch; torch.set_num_threads(1)
+            from trainers.config import GRPOConfig
+            from trainers.grpo import train_grpo
+            from trainers.runtime import read_metrics
+            import trainers.grpo as grpo_mod
+            CPU_AT_LOG = []  # CPU seconds (all threads) when each step is logged: per-step CPU cost
+            _log = grpo_mod.MetricsLogger.log
+            def _timed_log(self, step, metrics):
+                CPU_AT_LOG.append(_cpu())
+                return _log(self, step, metrics)
+            grpo_mod.MetricsLogger.log = _timed_log
+            cfg = GRPOConfig(model={str(model)!r}, dataset={str(prompts)!r}, output_dir={str(tmp / ('r-' + engine))!r},
+                             rewards={{"format": 1.0}}, prompts_per_step={args.prompts}, num_generations={args.G},
+                             micro_batch_size={n_comp}, max_prompt_length=256,
+                             max_completion_length={args.completion_length}, max_steps={args.grpo_steps},
+                             lr=1e-5, resume_from=None, rollout_engine={engine!r}, vllm_kv_cache_gib=0.5)
+            T0, C0 = time.perf_counter(), _cpu()
+            train_grpo(cfg)
+            RESULT["seconds"], RESULT["cpu_seconds"] = time.perf_counter() - T0, _cpu() - C0
+            rows = read_metrics(cfg.output_dir)
+            RESULT["steps"] = rows
+            RESULT["step_cpu"] = (CPU_AT_LOG[-1] - CPU_AT_LOG[0]) / max(1, len(CPU_AT_LOG) - 1)
+        """, python=str(py))
+    out = []
+    t, v = runs["transformers"], runs["vllm"]
+    # step 1 carries the engine's first-call warm-up on both sides; the steady state is steps 2..
+    def steady(m) -> float:  # type: ignore[no-untyped-def]
+        rows = m.result["steps"][1:] or m.result["steps"]
+        return sum(r["step_s"] for r in rows) / len(rows)
+
+    def tok(m) -> float:  # type: ignore[no-untyped-def]
+        return sum(r["completion_length"] for r in m.result["steps"]) / len(m.result["steps"])
+
+    vrows = v.result["steps"]
+    out.append((f"GRPO step s, vLLM rollouts ({args.prompts}×{args.G}, ≤{args.completion_length} tok, steps 2..)",
+                f"{steady(v):.2f}", f"transformers rollouts {steady(t):.2f} → ×{steady(t) / steady(v):.2f}"))
+    out.append(("GRPO CPU seconds per step (all threads, steps 2..)", f"{v.result['step_cpu']:.2f}",
+                f"transformers rollouts {t.result['step_cpu']:.2f} → ×{t.result['step_cpu'] / v.result['step_cpu']:.2f}"))
+    out.append(("GRPO mean completion tokens (vllm / transformers)", f"{tok(v):.0f}", f"{tok(t):.0f}"))
+    out.append(("GRPO CPU seconds end to end, vLLM (engine start included)", f"{v.cpu_seconds:.1f}",
+                f"transformers {t.cpu_seconds:.1f}"))
+    out.append(("weight sync per step, ms (vLLM reload_weights)",
+                f"{1000 * sum(r['weight_sync_s'] for r in vrows) / len(vrows):.1f}",
+                f"max {1000 * max(r['weight_sync_s'] for r in vrows):.1f}"))
+    out.append(("mean |logp vLLM − logp trainer| per token (TIS ratio mean)",
+                f"{max(r['sampler_logp_diff'] for r in vrows):.1e} max over steps",
+                f"IS ratio {sum(r['is_ratio'] for r in vrows) / len(vrows):.4f}"))
+    out.append(("GRPO peak RSS MB (vllm / transformers)", f"{v.peak_rss_mb:.0f}", f"{t.peak_rss_mb:.0f}"))
+    return out
 
 
 def make_data(tmp: Path, n: int) -> tuple[Path, Path, Path]:
@@ -50,6 +116,9 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=4, help="prompts per GRPO step")
     ap.add_argument("--G", type=int, default=8)
     ap.add_argument("--completion-length", type=int, default=64)
+    ap.add_argument("--vllm-python", default=str(ROOT / ".venv-vllm" / "bin" / "python"),
+                    help="interpreter of the vLLM venv, for the rollout comparison")
+    ap.add_argument("--only-rollouts", action="store_true", help="only GRPO vllm vs transformers rollouts")
     args = ap.parse_args()
     sft_steps = args.examples // args.batch
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -59,6 +128,10 @@ def main() -> None:
         model = build_tiny_model(tmp / "model", hidden_size=args.hidden, num_layers=args.layers,
                                  num_heads=max(4, args.hidden // 64))
         ours_ds, trl_ds, prompts = make_data(tmp, args.examples)
+        rollouts = rollout_rows(args, model, prompts, tmp)
+        if args.only_rollouts:
+            print_table(f"GRPO rollouts on CPU, 1 thread (hidden {args.hidden}, {args.layers} layers)", rollouts)
+            return
         head = "\n            import torch; torch.set_num_threads(1)"
 
         ours_sft = run_isolated(head + f"""
@@ -159,6 +232,7 @@ def main() -> None:
          f"TRL {trl_grpo.result['loop_seconds'] / args.grpo_steps:.2f}"),
         ("GRPO CPU seconds, end to end", f"{ours_grpo.cpu_seconds:.1f}", f"TRL {trl_grpo.cpu_seconds:.1f}"),
         ("GRPO peak RSS MB", f"{ours_grpo.peak_rss_mb:.0f}", f"TRL {trl_grpo.peak_rss_mb:.0f}"),
+        *rollouts,
     ])
 
 

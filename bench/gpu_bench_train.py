@@ -7,6 +7,10 @@ traces from ../shared/data in the exported `messages` shape, GSM8K prompts for G
 
     python bench/gpu_bench_train.py                         # built model, sdpa
     python bench/gpu_bench_train.py --model Qwen/Qwen2.5-0.5B --attn flash_attention_2
+
+GRPO is also run with `rollout_engine: vllm` (colocated vLLM, weights pushed every step, TIS) in the
+interpreter `--vllm-python` (default: .venv-vllm's when `make setup-vllm` built it, else this one),
+against the transformers-rollout run above: same config, same GPU.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import print_table, run_isolated
+from _harness import ROOT, print_table, run_isolated
 from bench_train import make_data
 
 
@@ -32,6 +36,9 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--G", type=int, default=8)
     ap.add_argument("--completion-length", type=int, default=256)
+    venv_py = ROOT / ".venv-vllm" / "bin" / "python"
+    ap.add_argument("--vllm-python", default=str(venv_py) if venv_py.exists() else sys.executable)
+    ap.add_argument("--vllm-memory", type=float, default=0.3, help="vllm_gpu_memory_utilization")
     args = ap.parse_args()
     import torch
 
@@ -93,7 +100,25 @@ def main() -> None:
             train_grpo(cfg)
             ms = read_metrics(cfg.output_dir)[1:]
             RESULT["tok_s"] = sum(r["completion_length"] * {n_comp} for r in ms) / sum(r["step_s"] for r in ms)
+            RESULT["step_s"] = sum(r["step_s"] for r in ms) / len(ms)
         """)
+        grpo_vllm = run_isolated(f"""
+            from trainers.config import GRPOConfig
+            from trainers.grpo import train_grpo
+            from trainers.runtime import read_metrics
+            cfg = GRPOConfig(model={model!r}, dataset={str(prompts)!r}, output_dir={str(tmp / 'v-grpo')!r},
+                             rewards={{"format": 1.0}}, prompts_per_step={args.prompts}, num_generations={args.G},
+                             micro_batch_size={n_comp}, max_completion_length={args.completion_length},
+                             max_steps={args.grpo_steps}, lr=1e-6, resume_from=None, bf16=True,
+                             attn_implementation={args.attn!r}, rollout_engine="vllm",
+                             vllm_gpu_memory_utilization={args.vllm_memory})
+            train_grpo(cfg)
+            ms = read_metrics(cfg.output_dir)[1:]
+            RESULT["tok_s"] = sum(r["completion_length"] * {n_comp} for r in ms) / sum(r["step_s"] for r in ms)
+            RESULT["step_s"] = sum(r["step_s"] for r in ms) / len(ms)
+            RESULT["sync_ms"] = 1000 * sum(r["weight_sync_s"] for r in ms) / len(ms)
+            RESULT["logp_diff"] = max(r["sampler_logp_diff"] for r in ms)
+        """, python=args.vllm_python)
         grpo_trl = run_isolated(f"""
             import datasets
             from trl import GRPOConfig, GRPOTrainer
@@ -117,6 +142,11 @@ def main() -> None:
     rows[0] = (rows[0][0], rows[0][1], f"TRL SFTTrainer {trl_tok_s:,.0f} tok/s → ×{ours_padded / trl_tok_s:.2f}")
     rows.append(("GRPO completion tokens/s", f"{grpo_ours.result['tok_s']:,.0f}",
                  f"TRL GRPOTrainer {grpo_trl.result['tok_s']:,.0f} → ×{grpo_ours.result['tok_s'] / grpo_trl.result['tok_s']:.2f}"))
+    v, t = grpo_vllm.result, grpo_ours.result
+    rows.append(("GRPO step s, vLLM rollouts (steps 2..)", f"{v['step_s']:.2f}",
+                 f"transformers rollouts {t['step_s']:.2f} → ×{t['step_s'] / v['step_s']:.2f}"))
+    rows.append(("GRPO vLLM: weight sync ms/step, mean |Δlogp| sampler vs trainer", f"{v['sync_ms']:.0f}",
+                 f"{v['logp_diff']:.1e}"))
     print_table(f"Trainers on {torch.cuda.get_device_name()} (bf16, {args.attn})", rows)
 
 

@@ -25,6 +25,10 @@ DEFAULT_CORPUS = [
 ] * 20
 
 
+# A tiny model vLLM's CPU backend accepts (head size 32): build_tiny_model(path, **VLLM_TINY).
+VLLM_TINY = {"hidden_size": 64, "num_heads": 2}
+
+
 def build_tokenizer(family: str = "qwen2.5", vocab_size: int = 384, corpus: list[str] | None = None):  # type: ignore[no-untyped-def]
     """A byte-level BPE `PreTrainedTokenizerFast` with the family's special tokens and chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -58,11 +62,16 @@ def build_tiny_model(
     hidden_size: int = 64,
     num_layers: int = 2,
     num_heads: int = 4,
+    head_dim: int | None = None,
     vocab_size: int = 384,
     seed: int = 0,
     corpus: list[str] | None = None,
 ) -> Path:
-    """Write a tiny model + tokenizer to `out_dir` (loadable with `from_pretrained`); returns it."""
+    """Write a tiny model + tokenizer to `out_dir` (loadable with `from_pretrained`); returns it.
+
+    The head size is hidden_size / num_heads (16 by default) unless `head_dim` is given. vLLM's CPU
+    attention backend takes only head sizes 32, 64, 80 or more: use `head_dim=32` (or `num_heads=2`)
+    for a model vLLM serves; `VLLM_TINY` holds those settings."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -78,6 +87,7 @@ def build_tiny_model(
         num_attention_heads=num_heads,
         num_key_value_heads=max(1, num_heads // 2),
         max_position_embeddings=4096,
+        head_dim=head_dim or hidden_size // num_heads,
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
         bos_token_id=tok.bos_token_id,

@@ -71,7 +71,6 @@ RECIPE_NOOPS: dict[str, tuple[Any, ...] | None] = {
     "hub_model_id": None,
     "hub_strategy": None,
     "lr_scheduler_type": ("cosine", "cosine_with_min_lr"),
-    "use_vllm": (False,),
 }
 
 
@@ -94,6 +93,11 @@ def _normalize_common(raw: dict[str, Any]) -> dict[str, Any]:
     elif raw.get("save_strategy") == "steps":
         raw.pop("save_strategy")
     return raw
+
+
+# GRPO rollout engines and the importance-sampling modes of the vLLM one (trainers.grpo_loss).
+ROLLOUT_ENGINES = ("transformers", "vllm")
+IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
 
 @dataclass
@@ -197,6 +201,7 @@ class GRPOConfig(CommonTrainConfig):
 
     ALIASES: ClassVar[dict[str, str]] = {
         **COMMON_ALIASES, "per_device_train_batch_size": "micro_batch_size", "dataset_prompt_column": "prompt_field",
+        "engine": "rollout_engine",
     }
 
     @classmethod
@@ -228,6 +233,14 @@ class GRPOConfig(CommonTrainConfig):
             raw["prompts_per_step"] = completions // g
         if raw.get("loss_type") in LEGACY_LOSS_TYPES:
             raw["loss_type"] = LEGACY_LOSS_TYPES[raw["loss_type"]]
+        # TRL's switch for vLLM rollouts; only its colocate mode exists here (no separate vLLM server).
+        use_vllm, mode = raw.pop("use_vllm", None), raw.pop("vllm_mode", None)
+        if mode is not None and mode != "colocate":
+            raise ValueError(f"vllm_mode: {mode!r} is not supported here; only 'colocate' (rollout_engine: vllm)")
+        if use_vllm is not None:
+            engine = "vllm" if use_vllm else "transformers"
+            if raw.setdefault("rollout_engine", engine) != engine:
+                raise ValueError(f"use_vllm: {use_vllm!r} contradicts rollout_engine: {raw['rollout_engine']!r}")
         return raw
 
     dataset: str = field(default="", metadata={"path": True,
@@ -246,8 +259,20 @@ class GRPOConfig(CommonTrainConfig):
     max_completion_length: int = field(default=1024, metadata={"help": "rollout token budget; also the constant of constant_norm"})
     temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "rollout nucleus sampling"})
-    engine: str = field(default="transformers", metadata={
-        "help": "rollout engine; 'transformers' samples from the live policy in process (always current weights)"})
+    # ---- rollouts (issue 14): TRL's vllm_* names where TRL has the same knob ----
+    rollout_engine: str = field(default="transformers", metadata={
+        "help": "transformers: sample from the live policy in process; vllm: a colocated vllm.LLM (TRL's "
+                "vllm_mode='colocate') that gets the policy's weights after every optimizer step"})
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={
+        "help": "rollout_engine vllm on GPU: share of GPU memory the colocated engine may take"})
+    vllm_kv_cache_gib: float = field(default=1.0, metadata={
+        "help": "rollout_engine vllm on CPU: KV cache size in GiB (the CPU backend needs one)"})
+    vllm_importance_sampling_correction: bool = field(default=True, metadata={
+        "help": "rollout_engine vllm: weight the policy loss by the trainer/sampler probability ratio (TIS)"})
+    vllm_importance_sampling_mode: str = field(default="token_truncate", metadata={
+        "help": "token_truncate (verl TIS), token_mask, sequence_truncate, sequence_mask (as TRL)"})
+    vllm_importance_sampling_clip_max: float = field(default=2.0, metadata={
+        "help": "TIS cap C: ratios above it are clipped to C (truncate) or zeroed (mask)"})
     loss_type: str = field(default="grpo", metadata={
         "help": "TRL's names: grpo (mean over tokens, then sequences), dapo (mean over all tokens), "
                 "dr_grpo (sum / constant max_completion_length)"})
@@ -275,5 +300,12 @@ class GRPOConfig(CommonTrainConfig):
             raise ValueError("num_generations: must be >= 2 (advantages compare completions within a group)")
         if not self.rewards:
             raise ValueError("rewards: give at least one reward with a weight")
-        if self.engine != "transformers":
-            raise ValueError(f"engine: only 'transformers' (the live policy) trains here, got {self.engine!r}")
+        if self.rollout_engine not in ROLLOUT_ENGINES:
+            raise ValueError(f"rollout_engine: expected one of {', '.join(ROLLOUT_ENGINES)}, got {self.rollout_engine!r}")
+        if self.vllm_importance_sampling_mode not in IS_MODES:
+            raise ValueError(f"vllm_importance_sampling_mode: expected one of {', '.join(IS_MODES)}, "
+                             f"got {self.vllm_importance_sampling_mode!r}")
+        if self.vllm_importance_sampling_clip_max < 1.0:
+            raise ValueError("vllm_importance_sampling_clip_max: must be >= 1 (a cap below 1 shrinks on-policy tokens)")
+        if self.vllm_kv_cache_gib <= 0 or not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ValueError("vllm_kv_cache_gib must be > 0 and vllm_gpu_memory_utilization in (0, 1]")

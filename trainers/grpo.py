@@ -1,7 +1,9 @@
 """GRPO with rule rewards (DeepSeekMath; R1-Zero and R1's reasoning RL), thin and readable.
 
-Each step: take prompts, sample G completions per prompt from the live policy through the engine
-interface, score them with weighted rewards, normalise rewards within each group into advantages,
+Each step: take prompts, sample G completions per prompt from the current policy through the engine
+interface (`rollout_engine`: the live model in process, or a colocated vLLM that gets the weights
+after every optimizer step, its sampler/trainer mismatch corrected by truncated importance
+sampling), score them with weighted rewards, normalise rewards within each group into advantages,
 then take `num_iterations` optimizer steps on the clipped surrogate (trainers/grpo_loss.py).
 
     python -m trainers.grpo --config examples/train/r1_zero_grpo_qwen2.5_math.yaml
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from trainers.config import GRPOConfig
 from trainers.data import load_table
 from trainers.grpo_loss import group_advantages, grpo_loss
 from trainers.rewards import get_reward
-from trainers.rollout import completion_ids, render_prompt
+from trainers.rollout import VLLMRollout, completion_ids, render_prompt
 from trainers.runtime import (
     Dist,
     MetricsLogger,
@@ -48,6 +50,11 @@ from trainers.runtime import (
 def pad_right(seqs: list[list[int]], value: int) -> torch.Tensor:
     width = max(1, max(len(s) for s in seqs))
     return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def pad_right_float(seqs: list[list[float]]) -> torch.Tensor:
+    width = max(1, max(len(s) for s in seqs))
+    return torch.tensor([s + [0.0] * (width - len(s)) for s in seqs], dtype=torch.float32)
 
 
 def pad_left(seqs: list[list[int]], value: int) -> torch.Tensor:
@@ -127,8 +134,12 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
     # ---- model, optimizer, resume -------------------------------------------------------------
     model = shard_fsdp2(model, dist)
     model.train()
-    # The engine samples from the live model: rollouts always come from the current weights.
-    engine = TransformersEngine.from_model(model, tok, batch_size=max(1, cfg.micro_batch_size // cfg.num_generations))
+    # transformers: the engine samples from the live model, always the current weights. vllm: a
+    # colocated engine, given the weights before each rollout (weights_version counts updates).
+    vllm_rollout = VLLMRollout(cfg, dist.rank) if cfg.rollout_engine == "vllm" else None
+    engine = vllm_rollout or TransformersEngine.from_model(
+        model, tok, batch_size=max(1, cfg.micro_batch_size // cfg.num_generations))
+    use_tis = vllm_rollout is not None and cfg.vllm_importance_sampling_correction
     optimizer = build_optimizer(model, cfg)
     scheduler = cosine_schedule(optimizer, cfg, cfg.max_steps * cfg.num_iterations)
     step, epoch, cursor = 0, 0, 0
@@ -165,6 +176,15 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         rendered = [render_prompt(tok, prompt_messages(r, cfg), cfg.max_prompt_length) for r in rows]
         requests = [GenerationRequest(f"s{step}-p{i}", prompt=text, params=sampling)
                     for i, (text, _) in enumerate(rendered)]
+        sync_s = 0.0
+        if vllm_rollout is not None:
+            # exact prompt ids; a seed per request from (seed, step, rank, prompt): a resumed run
+            # draws the same samples
+            for i, (req, (_, ids)) in enumerate(zip(requests, rendered)):
+                req.metadata["prompt_token_ids"] = ids
+                req.params = replace(sampling, seed=(cfg.seed * 1_000_003 + (step * dist.world + dist.rank)
+                                                     * cfg.prompts_per_step + i) % (1 << 31))
+            sync_s = vllm_rollout.sync(model, step)  # weights after `step` optimizer steps
 
         # rollouts from the current weights
         model.eval()
@@ -176,6 +196,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         comps = [c for res in results for c in res.completions]  # N = P * G, groups contiguous
         p_ids = [ids for _, ids in rendered for _ in range(G)]
         c_ids = [completion_ids(tok, c)[: cfg.max_completion_length] for c in comps]
+        s_logps = [c.logprobs[: cfg.max_completion_length] for c in comps] if use_tis else None
         truncated = torch.tensor([c.finish_reason == "length" for c in comps])  # [N]
 
         # rewards -> group advantages
@@ -203,6 +224,8 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                      "completion": completion, "completion_mask": c_mask,
                      "loss_mask": c_mask * torch.tensor(loss_mask_rows[s : s + len(part)])[:, None],
                      "advantages": advantages[part].float()}
+            if s_logps is not None:
+                batch["sampling_logps"] = pad_right_float([s_logps[i] for i in part])  # [b, Lc]
             micro.append({k: v.to(dist.device) for k, v in batch.items()})
 
         # old (sampling-time) and reference log-probs: no grad
@@ -213,8 +236,9 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                 mb["ref_logps"] = completion_logps(ref_model, *args)[0] if ref_model is not None else None
 
         # policy update(s)
-        stats: dict[str, float] = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "clip_region": 0.0,
-                                   "entropy": 0.0}
+        stat_keys = ["kl", "clip_low", "clip_high", "clip_region"] + (
+            ["is_ratio", "is_capped", "sampler_logp_diff"] if use_tis else [])
+        stats: dict[str, float] = {"loss": 0.0, "entropy": 0.0, **dict.fromkeys(stat_keys, 0.0)}
         grad_norm = 0.0
         lr = scheduler.get_last_lr()[0]
         for _ in range(cfg.num_iterations):
@@ -226,11 +250,14 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                                         loss_type=cfg.loss_type, eps_low=cfg.epsilon_low, eps_high=cfg.epsilon_high,
                                         beta=cfg.beta, kl_ratio_correction=cfg.kl_ratio_correction,
                                         max_completion_length=cfg.max_completion_length,
-                                        num_sequences=n_seq, num_tokens=n_tok)
+                                        num_sequences=n_seq, num_tokens=n_tok,
+                                        sampling_logps=mb.get("sampling_logps"),
+                                        is_mode=cfg.vllm_importance_sampling_mode,
+                                        is_cap=cfg.vllm_importance_sampling_clip_max)
                 (loss * dist.world).backward()  # FSDP averages over ranks; the normalisers are already global
                 w = float(mb["loss_mask"].sum()) / max(1.0, n_tok) / cfg.num_iterations  # token share of the step
                 stats["loss"] += loss.item() / cfg.num_iterations
-                for k in ("kl", "clip_low", "clip_high", "clip_region"):
+                for k in stat_keys:
                     stats[k] += float(m[k]) * w
                 stats["entropy"] += float((entropy * mb["loss_mask"]).sum()) / max(1.0, n_tok) / cfg.num_iterations
             grad_norm = clip_grad_norm(model, cfg.max_grad_norm)
@@ -252,6 +279,8 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                        "grad_norm": float(grad_norm), "lr": lr,
                        "tokens_per_s": float(lengths.sum()) * dist.world / (time.perf_counter() - t0),
                        "step_s": time.perf_counter() - t0, **stats}
+            if vllm_rollout is not None:
+                metrics["weight_sync_s"] = sync_s
             for name, values in per_fn.items():
                 metrics[f"rewards/{name}/mean"] = float(values.nanmean())
                 metrics[f"rewards/{name}/std"] = float(values.nan_to_num(0).std())
@@ -261,10 +290,14 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         if stop_after is not None and steps_this_run >= stop_after:
             save()
             logger.close()
+            if vllm_rollout is not None:
+                vllm_rollout.close()
             return {"step": step, "stopped": True}
 
     final = save("final")
     logger.close()
+    if vllm_rollout is not None:
+        vllm_rollout.close()
     return {"step": step, "final": str(final)}
 
 

@@ -70,12 +70,20 @@ def grpo_loss(
     max_completion_length: int | None = None,
     num_sequences: float | None = None,
     num_tokens: float | None = None,
+    sampling_logps: torch.Tensor | None = None,  # [B, T] log-probs the sampler (vLLM) gave; None: no TIS
+    is_mode: str = "token_truncate",
+    is_cap: float = 2.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate loss with optional k3 KL penalty; returns (loss, detached metrics).
 
     Under gradient accumulation pass the totals of the whole optimizer step as `num_sequences`
     (completions) and `num_tokens` (mask sum), so that summing the micro-batch losses gives exactly the
     loss of one big batch; by default they are this batch's own totals.
+
+    `sampling_logps`: the rollouts came from another engine (vLLM) whose probabilities differ from the
+    trainer's for the same weights (kernels, precision). The policy term is then weighted by the
+    detached ratio π_old / π_sampler, truncated at `is_cap` (verl's TIS, TRL's
+    vllm_importance_sampling_correction; `is_mode` as TRL's vllm_importance_sampling_mode).
     """
     loss_type = _FROM_TRL.get(loss_type, loss_type)
     if loss_type not in LOSS_TYPES:
@@ -88,6 +96,10 @@ def grpo_loss(
     ratio = torch.exp(logps - old_logps)  # [B, T] π_θ / π_old
     clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)  # [B, T] clip-higher: eps_high may exceed eps_low
     per_token = -torch.min(ratio * adv, clipped * adv)  # [B, T] pessimistic surrogate
+    is_weight = None
+    if sampling_logps is not None:
+        is_weight = importance_weights(old_logps.detach(), sampling_logps, mask, is_mode, is_cap)  # [B, T] or [B, 1]
+        per_token = per_token * is_weight  # the policy term only, as TRL; the KL term is exact
 
     if beta != 0.0:
         if ref_logps is None:
@@ -124,4 +136,30 @@ def grpo_loss(
             "clip_region": (((low + high) > 0).to(mask.dtype) * mask).sum() / n_tok,
             "kl": (kl * mask).sum() / n_tok if kl is not None else torch.zeros(()),
         }
+        if is_weight is not None:
+            w = is_weight.expand_as(mask)
+            capped = (w >= is_cap) if is_mode.endswith("truncate") else (w == 0)
+            metrics["is_ratio"] = (w * mask).sum() / n_tok
+            metrics["is_capped"] = (capped.to(mask.dtype) * mask).sum() / n_tok
+            # mean |log π_old - log π_sampler| per token: how far the two engines disagree
+            metrics["sampler_logp_diff"] = ((old_logps.detach() - sampling_logps).abs().nan_to_num(0.0) * mask).sum() / n_tok
     return loss, metrics
+
+
+def importance_weights(
+    trainer_logps: torch.Tensor,  # [B, T] log π_old (the trainer at the sampling weights), detached
+    sampling_logps: torch.Tensor,  # [B, T] log π_sampler of the same tokens
+    mask: torch.Tensor,  # [B, T]
+    mode: str = "token_truncate",
+    cap: float = 2.0,
+) -> torch.Tensor:
+    """Truncated importance weights π_old / π_sampler for off-sampler rollouts: per token ([B, T]) or
+    per sequence ([B, 1], the product of the token ratios); `*_truncate` clips at `cap`, `*_mask`
+    zeroes what exceeds it. Tokens without a sampler log-prob (NaN) get weight 1."""
+    diff = ((trainer_logps - sampling_logps) * mask).nan_to_num(0.0)  # [B, T]
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True)  # [B, 1]
+    ratio = torch.exp(diff.clamp(max=20.0))  # no inf before the cap
+    if mode.endswith("truncate"):
+        return ratio.clamp(max=cap)
+    return ratio.masked_fill(ratio > cap, 0.0)

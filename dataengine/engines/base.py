@@ -62,6 +62,9 @@ class Completion:
     # The sampled token ids, for engines that know them (the GRPO trainer trains on exactly these;
     # re-tokenizing the text can give a different sequence). None: the caller re-tokenizes `text`.
     token_ids: list[int] | None = None
+    # Log-prob of each sampled token under the sampler (engines asked for them: vLLM for GRPO's
+    # importance-sampling correction). None: not returned.
+    logprobs: list[float] | None = None
 
 
 @dataclass

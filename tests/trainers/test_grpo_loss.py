@@ -133,3 +133,34 @@ def test_bad_arguments_are_named():
         grpo_loss(x, None, None, torch.zeros(1), x, beta=0.1)
     with pytest.raises(ValueError, match="max_completion_length"):
         grpo_loss(x, None, None, torch.zeros(1), x, loss_type="constant_norm")
+
+
+def test_truncated_importance_sampling_weights_the_policy_term_only():
+    """TIS (vLLM rollouts): the policy term is weighted by min(π_old / π_sampler, cap), detached; the
+    KL term is not; a sampler that agrees with the trainer changes nothing."""
+    from trainers.grpo_loss import importance_weights
+
+    torch.manual_seed(0)
+    logps = torch.log(torch.rand(4, 5) * 0.9 + 0.05).requires_grad_()
+    ref = logps.detach() + 0.1 * torch.randn(4, 5)
+    adv, mask = torch.tensor([1.0, -1.0, 0.5, -0.5]), torch.ones(4, 5)
+    mask[2, 3:] = 0
+    base, _ = grpo_loss(logps, None, ref, adv, mask, beta=0.1)
+    same, m = grpo_loss(logps, None, ref, adv, mask, beta=0.1, sampling_logps=logps.detach())
+    assert torch.allclose(base, same) and float(m["is_ratio"]) == pytest.approx(1.0)
+    assert float(m["sampler_logp_diff"]) == 0.0
+
+    shift = torch.tensor([[2.0], [-0.3], [0.1], [0.0]]).expand(4, 5)  # sampler log-probs lower/higher
+    sampling = logps.detach() - shift
+    w = importance_weights(logps.detach(), sampling, mask, "token_truncate", 2.0)
+    assert torch.allclose(w, torch.exp(shift * mask).clamp(max=2.0))
+    masked = importance_weights(logps.detach(), sampling, mask, "token_mask", 2.0)
+    assert (masked[0] == 0).all() and torch.allclose(masked[1:], w[1:])
+    seq = importance_weights(logps.detach(), sampling, mask, "sequence_truncate", 2.0)
+    assert seq.shape == (4, 1) and float(seq[1]) == pytest.approx(float(torch.exp(torch.tensor(-1.5))))
+    # on-policy gradient of the weighted loss = advantage × weight × ∇log π per token
+    loss, m = grpo_loss(logps, None, None, adv, mask, sampling_logps=sampling, is_cap=2.0)
+    (grad,) = torch.autograd.grad(loss, logps)
+    expected = -(adv[:, None] * w * mask) / mask.sum(-1, keepdim=True) / 4
+    assert torch.allclose(grad, expected, atol=1e-6)
+    assert float(m["is_capped"]) == pytest.approx(5 / 18)  # row 0's 5 tokens of 18 carry the cap
