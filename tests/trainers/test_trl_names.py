@@ -107,3 +107,15 @@ def test_final_is_a_loadable_model_folder_without_optimizer_state(tiny_qwen, mes
 
     assert [row["step"] for row in read_metrics(out) if "loss" in row] == [1, 2, 3]
     assert Path(final / "config.yaml").exists()
+
+
+def test_trl_use_vllm_selects_colocated_vllm_rollouts():
+    """TRL's `use_vllm: true` + `vllm_mode: colocate` is our `rollout_engine: vllm`; server mode (a separate
+    `trl vllm-serve` process) does not exist here and is refused rather than ignored."""
+    g = load_config_dict({"train_grpo": {"use_vllm": True, "vllm_mode": "colocate"}}).section("train_grpo")
+    assert g.rollout_engine == "vllm"
+    assert load_config_dict({"train_grpo": {"use_vllm": False}}).section("train_grpo").rollout_engine == "transformers"
+    with pytest.raises(ConfigError, match="vllm_mode: 'server' is not supported"):
+        load_config_dict({"train_grpo": {"use_vllm": True, "vllm_mode": "server"}})
+    with pytest.raises(ConfigError, match="contradicts rollout_engine"):
+        load_config_dict({"train_grpo": {"use_vllm": True, "rollout_engine": "transformers"}})
