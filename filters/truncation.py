@@ -1,0 +1,146 @@
+"""Is an answer cut off? The format filter's truncation verdicts, each its own reason.
+
+A sampler that hits its token limit without saying so (no `finish_reason`, or a source file that
+dropped it) leaves an answer that stops mid-sentence or mid-formula. Checked on the answer part
+(after the think block), in this order:
+
+| reason | the answer ends … |
+|---|---|
+| `truncated_partial_token` | inside a special token (`<|end_of_`, `<｜end▁of`) |
+| `truncated_code_fence` | inside a fenced code block (an odd number of ```) |
+| `truncated_unclosed_boxed` | inside `\\boxed{` |
+| `truncated_mid_formula` | inside `\\[`, `$$`, `\\(`, `\\begin{…}`, or with unbalanced braces |
+| `truncated_mid_sentence` | on a word, comma, operator, open bold or dangling list bullet |
+
+What is *not* truncation (each seen in the labelled real traces, tests/labelled_traces.tsv): a
+final formula or box (`\\]`, `$`, `}`), a closing bold `**`, a table row `|`, a number, a quote
+or bracket, an emoji or other symbol, CJK full stops, an "Answer: word" label line, and a short
+last line introduced by a colon ("the answer is:" / "**Square**").
+
+>>> truncation_reason("The cat sat on the")[0]
+'truncated_mid_sentence'
+>>> truncation_reason("So the area is \\\\boxed{25")[0]
+'truncated_unclosed_boxed'
+>>> truncation_reason("**Answer:** Tetrahedron")[0] is None
+True
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from filters.answer import unclosed_box
+
+# The start of a special token cut off at the end: `<|`, `<｜` (DeepSeek's fullwidth bar), then
+# token characters and no closing bar.
+_PARTIAL_TOKEN_RE = re.compile(r"<[|｜][A-Za-z0-9_▁\-]*[|｜]?$|<[|｜]?$")
+_FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
+_DISPLAY_OPEN_RE = re.compile(r"(?<!\\)\\\[")
+_DISPLAY_CLOSE_RE = re.compile(r"(?<!\\)\\\]")
+_PAREN_OPEN_RE = re.compile(r"(?<!\\)\\\(")
+_PAREN_CLOSE_RE = re.compile(r"(?<!\\)\\\)")
+_BEGIN_RE = re.compile(r"\\begin\{")
+_END_RE = re.compile(r"\\end\{")
+_ESCAPED_BRACE_RE = re.compile(r"\\[{}]")
+# A last line that states a result after a label: "**Answer:** sound", "Total = 3", "Final answer: B".
+_LABEL_LINE_RE = re.compile(r"^[\s>#*_\-\d.]*[^:：=]{0,60}(?:[:：=]|\*\*\s*$)")
+_LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
+_ENDS_OK = set(".!?。！？…;)]}>\"'”’»`|$*_~%°")
+_ENDS_CUT = set(",，、-–—(=+/\\^&<[{")
+
+
+def _code_free(text: str) -> str:
+    """`text` without fenced code blocks (their braces and `$` are code, not LaTeX)."""
+    if "```" not in text:
+        return text
+    return re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+
+
+def _mid_formula(text: str) -> int:
+    """Offset of an unclosed display/inline formula or environment, or -1."""
+    t = _code_free(text)
+    opens = [m.start() for m in _DISPLAY_OPEN_RE.finditer(t)]
+    if len(opens) > len(_DISPLAY_CLOSE_RE.findall(t)):
+        return opens[-1]
+    opens = [m.start() for m in _PAREN_OPEN_RE.finditer(t)]
+    if len(opens) > len(_PAREN_CLOSE_RE.findall(t)):
+        return opens[-1]
+    if t.replace("\\$", "").count("$$") % 2:
+        return t.rfind("$$")
+    begins = [m.start() for m in _BEGIN_RE.finditer(t)]
+    if len(begins) > len(_END_RE.findall(t)):
+        return begins[-1]
+    if "{" in t or "}" in t:
+        plain = _ESCAPED_BRACE_RE.sub("", t)
+        if plain.count("{") > plain.count("}"):
+            return plain.rfind("{")
+    # A `$` opened on the last line around LaTeX that never closes ("… $x^2 + \frac{1").
+    # (`\$` is a dollar sign; "$5" a price; an answer ending on punctuation closed its formula.)
+    last = re.sub(r"\\\$|\$(?=\d)", "  ", t.rstrip().rsplit("\n", 1)[-1])
+    if last.count("$") % 2 and last[-1] not in _ENDS_OK and re.search(r"[\\^_{]", last[last.rfind("$"):]):
+        return len(t) - len(last) + last.rfind("$")
+    return -1
+
+
+def _mid_sentence(text: str) -> bool:
+    t = text.rstrip()
+    if not t:
+        return False
+    lines = t.split("\n")
+    last = lines[-1].strip()
+    if last.count("**") % 2:
+        return True  # an open bold: "- **Low Un"
+    if re.fullmatch(r"[-*+•]|\d+[.)]|#+", last):
+        return True  # a dangling list bullet or heading mark
+    prev = next((ln.strip() for ln in reversed(lines[:-1]) if ln.strip()), "")
+    if re.fullmatch(r"\d+", last) and (re.match(r"\d+[.)]\s", prev) or (prev.startswith(("#", "**")) and prev.rstrip("*").endswith(":"))):
+        return True  # the number of the next list item, under a list or a list heading
+    c = t[-1]
+    if c in _ENDS_OK or c.isdigit():
+        return False
+    if c in _ENDS_CUT:
+        return True
+    if c in ":：":
+        return True  # a label whose value never came
+    cat = unicodedata.category(c)
+    if cat.startswith("S") or cat.startswith("M") or cat in ("Pe", "Pf", "Po"):
+        return False  # emoji, symbols, closing punctuation of any script
+    if not cat.startswith("L"):
+        return False
+    # Ends on a letter: fine only as a short labelled result ("**Answer:** mountain range") or a
+    # short line introduced by a colon; a list item's text ("- **Economic Boost:** Increased
+    # wages") is a sentence that was cut.
+    if re.search(r"[\d)$]", " ".join(last.split()[-2:])):
+        return False  # a value and its unit: "2.78 \\) meters", "1550 °C", "5 apples"
+    label = _LABEL_LINE_RE.match(last)
+    if label:
+        value_words = len(last[label.end():].split())
+        if value_words <= (3 if _LIST_ITEM_RE.match(last) else 5):
+            return False
+    if len(last.split()) <= 6 and (prev.endswith((":", "：", "**")) or last.startswith(("**", "#"))):
+        return False
+    return True
+
+
+def truncation_reason(answer: str) -> tuple[str | None, int]:
+    """(reason, offset in `answer` where the cut shows) or (None, -1): see the module docstring."""
+    t = answer.rstrip()
+    if not t:
+        return None, -1
+    m = _PARTIAL_TOKEN_RE.search(t[-40:])
+    if m:
+        return "truncated_partial_token", len(t) - 40 + m.start() if len(t) > 40 else m.start()
+    fences = [m.start() for m in _FENCE_RE.finditer(t)]
+    if len(fences) % 2:
+        return "truncated_code_fence", fences[-1]
+    at = unclosed_box(t)
+    if at >= 0:
+        return "truncated_unclosed_boxed", at
+    at = _mid_formula(t)
+    if at >= 0:
+        return "truncated_mid_formula", at
+    if _mid_sentence(t):
+        cut = max(t.rfind("\n"), t.rfind(". "))
+        return "truncated_mid_sentence", cut + 1
+    return None, -1
