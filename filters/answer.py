@@ -6,8 +6,9 @@ part (after the think block; `filters.split`):
 1. the last `\\boxed{}` cluster — boxes close together that list parts of one answer stay a set
    (`\\boxed{2}, \\boxed{3}`), but a correction between them ("but", "wait", "actually",
    "checking again") makes the last box the answer;
-2. a "final answer is …" / "the answer is …" phrasing, or an "Answer:" label line
-   (`**Answer:** Baldur gets **55 liters**`), when it comes after the last box;
+2. a "final answer is …" / "the answers are: <list>" phrasing, an "Answer:" label line
+   (`**Answer:** Baldur gets **55 liters**`), or a formula followed by "This is the final
+   answer", when it comes after the last box;
 3. the last bold span holding a number or formula (`**Total: 42**`).
 
 Numbers written as words in the located answer or the last sentence ("is twelve") become digits
@@ -40,11 +41,15 @@ _CORRECTION_RE = re.compile(
     r"checking\s+again|on\s+second\s+thought|rather|not)\b",
     re.IGNORECASE,
 )
-FINAL_PHRASE_RE = re.compile(r"\b(?:final\s+answer|the\s+(?:final\s+)?answer)\s*(?:is\b|:|=)\s*", re.IGNORECASE)
+FINAL_PHRASE_RE = re.compile(
+    r"\b(?:final\s+(?:answer|result)s?|the\s+(?:final\s+)?answers?)\s*(?:is\b|are\b|:|=)\s*:?\s*", re.IGNORECASE)
+# "… = 2 \] This is the final answer.": the statement points back at the formula before it.
+_POINTS_BACK_RE = re.compile(r"\b(?:this|that|which)\s+is\s+(?:the|our)\s+final\s+(?:answer|result)\b", re.IGNORECASE)
 # "Answer:" / "**Final Answer:**" / "Answer: **42**" at the start of a line.
 _LABEL_RE = re.compile(
     r"(?m)^[ \t>#*_-]*(?:\d+\.\s*)?(?:\*\*|__)?\s*(?:final\s+)?(?:answer|result)s?\s*(?:\*\*|__)?\s*[:：]\s*(?:\*\*|__)?[ \t]*(?=\S)"
     , re.IGNORECASE)
+_FINAL_LINE_LABEL_RE = re.compile(r"^\s*(?:\*\*|__)[^*\n]{1,60}[:：=]\s*(?:\*\*|__)\s*(.{1,80})$")
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,200}?)\*\*")
 FORMULAS_RE = re.compile(
     r"\$\$(?P<dd>.+?)\$\$|\\\[(?P<br>.+?)\\\]|\\\((?P<pa>.+?)\\\)|(?<![\\$])\$(?P<d>[^$\n]+?)\$",
@@ -149,6 +154,11 @@ def _value_after(text: str, pos: int) -> tuple[str, int]:
     if fm:
         return fm.group(1), pos + fm.end()
     cand = re.split(r"\n|\.(?:\s|$)", rest, maxsplit=1)[0]
+    if not cand.strip() and rest.strip():
+        # "the final answers are:" then a list or a display on the next lines: that block.
+        block = rest.lstrip("\n").split("\n\n", 1)[0]
+        off = len(rest) - len(rest.lstrip("\n"))
+        return block[:400], pos + off + min(len(block), 400)
     return cand, pos + len(cand)
 
 
@@ -160,6 +170,17 @@ def last_phrase(text: str) -> tuple[int, int, str] | None:
         cand = strip_math_delims(raw)
         if cand and len(cand) <= 200:
             found = (m.start(), end, cand)
+    return found
+
+
+def points_back(text: str) -> tuple[int, int, str] | None:
+    """(start, end, formula) of the last formula followed by "This is the final answer"."""
+    found = None
+    for m in _POINTS_BACK_RE.finditer(text):
+        before = list(FORMULAS_RE.finditer(text, max(0, m.start() - 1500), m.start()))
+        if before and not text[before[-1].end():m.start()].strip(" \t\n.,;:"):
+            f = before[-1]
+            found = (f.start(), m.end(), next(g for g in f.groups() if g is not None).strip())
     return found
 
 
@@ -223,19 +244,27 @@ def locate_final_answer(text: str) -> FinalAnswer | None:
     if not text:
         return None
     cluster = last_box_cluster(text)
-    stated = [x for x in (last_phrase(text), last_label(text)) if x is not None]
+    stated = [x for x in (last_phrase(text), last_label(text), points_back(text)) if x is not None]
     statement = max(stated, key=lambda x: x[0]) if stated else None
     if cluster is not None and (statement is None or statement[0] < cluster[1]):
         start, end, parts = cluster
         return FinalAnswer(", ".join(parts), text[start:end], start, end, "boxed")
     if statement is not None:
         start, end, value = statement
-        method = "final_answer_phrase" if FINAL_PHRASE_RE.match(text, start) else "answer_label"
+        method = ("final_answer_phrase" if FINAL_PHRASE_RE.match(text, start)
+                  else "answer_label" if _LABEL_RE.match(text, start) else "formula_then_final_statement")
         # The grader reads the statement's sentence itself (units, `x = …`, "is 120 square units").
         snippet = words_to_digits(text[start:max(end, start + 1)][:400])
-        if method == "answer_label":
+        if method != "final_answer_phrase":
             snippet = words_to_digits(value)
         return FinalAnswer(value, snippet, start, end, method)
+    last = text.rstrip().rsplit("\n", 1)[-1]
+    m = _FINAL_LINE_LABEL_RE.match(last)
+    if m and re.search(r"\d", m.group(1)):
+        # The answer's last line is "**Total outfits Laurel has:** 87".
+        start = len(text.rstrip()) - len(last) + m.start(1)
+        value = strip_math_delims(m.group(1).strip("*_ "))
+        return FinalAnswer(value, words_to_digits(value), start, start + len(m.group(1)), "final_line_label")
     bold = last_bold_number(text)
     if bold is not None:
         return FinalAnswer(bold[2], bold[2], bold[0], bold[1], "bold")

@@ -71,7 +71,8 @@ class Split:
     problem: str | None = None
     # Offset in the completion of the marker behind `problem` (for `sample`), else -1.
     problem_at: int = -1
-    # Sky-T1 only: False when `<|begin_of_solution|>` opened and `<|end_of_solution|>` never came.
+    # Sky-T1 only: False when `<|begin_of_solution|>` opened and `<|end_of_solution|>` never came
+    # (informational: many complete Sky-T1 answers in ../shared/data lack the end marker).
     answer_closed: bool | None = None
 
 
@@ -126,9 +127,10 @@ def split_completion(completion: str, think_format: str = "auto") -> Split:
             at = completion.find(fmt.close, completion.find(fmt.close) + 1)
         else:
             at = completion.find(fmt.open, first_open + 1) if expected_open else first_open
-    elif expected_open and (first_open < 0 or (last_close >= 0 and last_close < first_open)):
-        problem = TAGS_OUT_OF_ORDER
-        at = last_close if first_open < 0 else first_open
+    elif expected_open and first_open >= 0 and 0 <= completion.find(fmt.close) < first_open:
+        # A close before the open. (A close with no open at all is the prompt-opened shape: the
+        # template emitted the opening marker, as Sky-T1 rows without `<|begin_of_thought|>` show.)
+        problem, at = TAGS_OUT_OF_ORDER, first_open
     if last_close < start:
         # Opened and never closed (a close before the open is out of order: no answer either).
         return Split(completion[start:].strip(), "", False, fmt.name, problem, at)

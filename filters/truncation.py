@@ -32,6 +32,8 @@ import unicodedata
 
 from filters.answer import unclosed_box
 
+TRUNCATION_REASONS = ("truncated_partial_token", "truncated_code_fence", "truncated_unclosed_boxed",
+                      "truncated_mid_formula", "truncated_mid_sentence")
 # The start of a special token cut off at the end: `<|`, `<｜` (DeepSeek's fullwidth bar), then
 # token characters and no closing bar.
 _PARTIAL_TOKEN_RE = re.compile(r"<[|｜][A-Za-z0-9_▁\-]*[|｜]?$|<[|｜]?$")
@@ -46,6 +48,10 @@ _ESCAPED_BRACE_RE = re.compile(r"\\[{}]")
 # A last line that states a result after a label: "**Answer:** sound", "Total = 3", "Final answer: B".
 _LABEL_LINE_RE = re.compile(r"^[\s>#*_\-\d.]*[^:：=]{0,60}(?:[:：=]|\*\*\s*$)")
 _LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
+_FUNCTION_WORDS = frozenset("""a an the and or but nor of to in on at by for from with into onto than that which who whose
+whom where when while as if because so such is are was were be been being has have had will would can could should
+may might must its their our your his her my this these those very more most each every per about like including
+between through during without within""".split())  # noqa: SIM905 - a word list reads better as text
 _ENDS_OK = set(".!?。！？…;)]}>\"'”’»`|$*_~%°")
 _ENDS_CUT = set(",，、-–—(=+/\\^&<[{")
 
@@ -108,6 +114,11 @@ def _mid_sentence(text: str) -> bool:
         return False  # emoji, symbols, closing punctuation of any script
     if not cat.startswith("L"):
         return False
+    words = last.split()
+    if words and words[-1].lower().strip("*_") in _FUNCTION_WORDS:
+        return True  # "… and", "… of the": no sentence ends there
+    if len(lines) == 1 and len(words) <= 3:
+        return False  # a one-line short answer: "Paris", "Yes", "Tetrahedron"
     # Ends on a letter: fine only as a short labelled result ("**Answer:** mountain range") or a
     # short line introduced by a colon; a list item's text ("- **Economic Boost:** Increased
     # wages") is a sentence that was cut.
@@ -118,9 +129,7 @@ def _mid_sentence(text: str) -> bool:
         value_words = len(last[label.end():].split())
         if value_words <= (3 if _LIST_ITEM_RE.match(last) else 5):
             return False
-    if len(last.split()) <= 6 and (prev.endswith((":", "：", "**")) or last.startswith(("**", "#"))):
-        return False
-    return True
+    return not (len(last.split()) <= 6 and (prev.endswith((":", "：", "**")) or last.startswith(("**", "#"))))
 
 
 def truncation_reason(answer: str) -> tuple[str | None, int]:

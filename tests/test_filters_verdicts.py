@@ -27,7 +27,8 @@ CASES = [
     ("format", "llama:35", {}, {}, "think_not_closed"),
     ("format", "llama:35", {"finish_reason": "length"}, {}, "truncated_length"),
     ("format", "qwq:math500/deepseek-ai/DeepSeek-R1-Distill-Qwen-14B/35", {}, {}, "empty_answer"),
-    ("format", "qwq:gsm8k/qwen/QwQ-32B/315", {}, {}, "missing_boxed_answer"),
+    ("format", "qwq:gsm8k/qwen/QwQ-32B/315", {}, {}, None),  # "**Answer:** Erin has 14 lollipops left."
+    ("format", "sky:minerva__Sky-T1-math-wrong-5K-27B/64/0", {}, {}, "missing_final_answer"),
     ("format", QWQ_OK, {"domain": "code"}, {}, "missing_code_block"),
     ("format", QWQ_OK, {"completion_tokens": 40_000}, {}, "too_many_tokens"),
     ("format", "sky:aime24__Sky-T1-math-correct-5K-32B-ckpt140/17/0", {}, {"max_completion_chars": 30_000}, "too_long_chars"),
