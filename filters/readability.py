@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
+from filters.split import THINK_FORMATS, split_completion
 from filters.text import CJK_CHAR_RE, count_words, mask_non_prose, paragraphs, safe_text
 
 # Self-reflection markers of long chain-of-thought ("aha" phrases): fine in moderation, a loop
@@ -145,8 +146,8 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     if not reasoning and not answer:
         # Only a raw completion: take the think block if there is one.
         completion, _ = safe_text(inp.completion)
-        cut = completion.rfind("</think>")
-        reasoning, answer = (completion[:cut].replace("<think>", "", 1), completion[cut + 8:]) if cut >= 0 else ("", completion)
+        sp = split_completion(completion, inp.think_format if inp.think_format in THINK_FORMATS else "auto")
+        reasoning, answer = sp.reasoning, sp.answer
     s: dict[str, Any] = {
         "domain": inp.domain if isinstance(inp.domain, str) else None,
         "language": inp.language if isinstance(inp.language, str) else None,
