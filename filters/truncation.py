@@ -89,6 +89,24 @@ def _mid_formula(text: str) -> int:
     return -1
 
 
+def _siblings_end_sentences(lines: list[str]) -> bool:
+    """Whether the list items before the last one (same indent) end as sentences, so the last
+    item, which does not, was cut."""
+    indent = len(lines[-1]) - len(lines[-1].lstrip())
+    ends = []
+    for ln in reversed(lines[:-1]):
+        if not ln.strip():
+            continue
+        ind = len(ln) - len(ln.lstrip())
+        if ind < indent and _LIST_ITEM_RE.match(ln) is None:
+            break  # left the list
+        if ind == indent and _LIST_ITEM_RE.match(ln) and not ln.rstrip().rstrip("*").endswith((":", "：")):
+            ends.append(ln.rstrip()[-1] in ".!?。！？")
+            if len(ends) == 3:
+                break
+    return len(ends) >= 1 and sum(ends) * 2 > len(ends)
+
+
 def _mid_sentence(text: str) -> bool:
     t = text.rstrip()
     if not t:
@@ -103,6 +121,8 @@ def _mid_sentence(text: str) -> bool:
     if re.fullmatch(r"\d+", last) and (re.match(r"\d+[.)]\s", prev) or (prev.startswith(("#", "**")) and prev.rstrip("*").endswith(":"))):
         return True  # the number of the next list item, under a list or a list heading
     c = t[-1]
+    if _LIST_ITEM_RE.match(lines[-1]) and c not in ".!?。！？…" and _siblings_end_sentences(lines):
+        return True  # "- **Economic Boost:** Increased wages" after items that end with a full stop
     if c in _ENDS_OK or c.isdigit():
         return False
     if c in _ENDS_CUT:
