@@ -47,7 +47,7 @@ _END_RE = re.compile(r"\\end\{")
 _ESCAPED_BRACE_RE = re.compile(r"\\[{}]")
 # A last line that states a result after a label: "**Answer:** sound", "Total = 3", "Final answer: B".
 _LABEL_LINE_RE = re.compile(r"^[\s>#*_\-\d.]*[^:：=]{0,60}(?:[:：=]|\*\*\s*$)")
-_LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
+_LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|[a-zA-Z][.)])\s")
 _FUNCTION_WORDS = frozenset("""a an the and or but nor of to in on at by for from with into onto than that which who whose
 whom where when while as if because so such is are was were be been being has have had will would can could should
 may might must its their our your his her my this these those very more most each every per about like including
@@ -89,9 +89,9 @@ def _mid_formula(text: str) -> int:
     return -1
 
 
-def _siblings_end_sentences(lines: list[str]) -> bool:
-    """Whether the list items before the last one (same indent) end as sentences, so the last
-    item, which does not, was cut."""
+def _siblings_end_sentences(lines: list[str]) -> bool | None:
+    """Whether the list items before the last one (same indent) mostly end as sentences (then the
+    last item, which does not, was cut); None when it has no sibling."""
     indent = len(lines[-1]) - len(lines[-1].lstrip())
     ends = []
     for ln in reversed(lines[:-1]):
@@ -101,10 +101,12 @@ def _siblings_end_sentences(lines: list[str]) -> bool:
         if ind < indent and _LIST_ITEM_RE.match(ln) is None:
             break  # left the list
         if ind == indent and _LIST_ITEM_RE.match(ln) and not ln.rstrip().rstrip("*").endswith((":", "：")):
-            ends.append(ln.rstrip()[-1] in ".!?。！？")
+            ends.append(ln.rstrip().rstrip("*_\"'”’)]")[-1:] in (".", "!", "?", "。", "！", "？"))
             if len(ends) == 3:
                 break
-    return len(ends) >= 1 and sum(ends) * 2 > len(ends)
+    if not ends:
+        return None  # no sibling to compare with
+    return sum(ends) * 2 > len(ends)
 
 
 def _mid_sentence(text: str) -> bool:
@@ -121,8 +123,19 @@ def _mid_sentence(text: str) -> bool:
     if re.fullmatch(r"\d+", last) and (re.match(r"\d+[.)]\s", prev) or (prev.startswith(("#", "**")) and prev.rstrip("*").endswith(":"))):
         return True  # the number of the next list item, under a list or a list heading
     c = t[-1]
-    if _LIST_ITEM_RE.match(lines[-1]) and c not in ".!?。！？…" and _siblings_end_sentences(lines):
-        return True  # "- **Economic Boost:** Increased wages" after items that end with a full stop
+    core_end = last.rstrip("*_\"'”’)]")[-1:]  # "10. “Bored? Play our games!”" ends its sentence
+    if _LIST_ITEM_RE.match(lines[-1]) and core_end not in (".", "!", "?", "。", "！", "？", "…"):
+        siblings = _siblings_end_sentences(lines)
+        if siblings:
+            return True  # "- **Economic Boost:** Increased wages" after items ending with a full stop
+        if siblings is False:
+            # A list of titles or names ("- Wild Swans", "- My Struggle", "3. C++") ends like its
+            # siblings; only a dangling function word ("… a subset of the") says it was cut.
+            words = last.split()
+            return bool(words) and words[-1].strip("*_") in _FUNCTION_WORDS  # lower case only: "5. A" is an option
+    last_token = last.split()[-1] if last.split() else ""
+    if last_token.startswith(("http://", "https://", "#", "@")):
+        return False  # a link, hashtag or handle closes the text
     if c in _ENDS_OK or c.isdigit():
         return False
     if c in _ENDS_CUT:
@@ -135,7 +148,7 @@ def _mid_sentence(text: str) -> bool:
     if not cat.startswith("L"):
         return False
     words = last.split()
-    if words and words[-1].lower().strip("*_") in _FUNCTION_WORDS:
+    if words and words[-1].strip("*_") in _FUNCTION_WORDS:
         return True  # "… and", "… of the": no sentence ends there
     if len(lines) == 1 and len(words) <= 3:
         return False  # a one-line short answer: "Paris", "Yes", "Tetrahedron"
