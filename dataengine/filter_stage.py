@@ -187,7 +187,8 @@ def run_filter(ws: Workspace, cfg: PipelineConfig, only: str | None = None, reth
                 for r in batch:
                     spec = get_filter(r["filter"])
                     s = json.loads(r["scores"]) if r["scores"] else {"error": "no stored scores"}
-                    buckets[r["trace_id"]] = s.get("bucket") or "reasoning"
+                    if s.get("bucket") or r["trace_id"] not in buckets:
+                        buckets[r["trace_id"]] = s.get("bucket") or "reasoning"
                     ok, reason = safe_decide(spec, s, fc.thresholds(r["filter"]))
                     rows.append({"trace_id": r["trace_id"], "filter": r["filter"], "passed": ok, "reason": reason,
                                  "scores": r["scores"], "config_hash": config_hash, "run_id": run.run_id})

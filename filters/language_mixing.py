@@ -363,6 +363,7 @@ def _finish(inp: FilterInput, target: str, source: str, parts: tuple[_Part, _Par
     s: dict[str, Any] = {
         "domain": inp.domain if isinstance(inp.domain, str) else None,
         "language": target,
+        "bucket": inp.bucket if isinstance(inp.bucket, str) else None,
         "target_language": target,
         "target_source": source,
         "sanitized": fixes,

@@ -171,6 +171,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     s: dict[str, Any] = {
         "domain": inp.domain if isinstance(inp.domain, str) else None,
         "language": inp.language if isinstance(inp.language, str) else None,
+        "bucket": inp.bucket if isinstance(inp.bucket, str) else None,
         "sanitized": sorted(set(fixes + f2)),
         "spans": {},
     }
