@@ -253,12 +253,12 @@ RESULT["n"] = len(rows)
     print_table(f"planted defects of the simulated engine ({m.result['n']} synthetic traces, not model output)", rows)
 
 
-def compare(other_root: str, repeat: int, rounds: int = 3) -> None:
+def compare(other_root: str, repeat: int, rounds: int = 2) -> None:
     """This checkout's filter stack against another checkout's (e.g. the main branch), measured in
     the same run, alternating A/B so load from other jobs falls on both; CPU-seconds, best round."""
     load = LOAD.replace("REPEAT", str(repeat)).replace("MIN_BYTES", "0")
     rows = []
-    for names in (["format"], ["readability"], ["language_mixing"], ["format", "readability", "language_mixing"]):
+    for names in (["format"], ["readability"], ["format", "readability", "language_mixing"]):
         code = load + STACK.format(names=names)
         other = f"import sys\nsys.path.insert(0, {other_root!r})\n" + code
         ours, theirs = [], []
