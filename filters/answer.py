@@ -42,7 +42,7 @@ _CORRECTION_RE = re.compile(
     re.IGNORECASE,
 )
 FINAL_PHRASE_RE = re.compile(
-    r"\b(?:final\s+(?:answer|result)s?|the\s+(?:final\s+)?answers?)\s*(?:is\b|are\b|:|=)\s*:?\s*", re.IGNORECASE)
+    r"\b(?:final\s+(?:answer|result)s?|the\s+(?:final\s+)?answers?)\s*(?:is\b|are\b|:|=)[ \t]*:?[ \t]*", re.IGNORECASE)
 # "… = 2 \] This is the final answer.": the statement points back at the formula before it.
 _POINTS_BACK_RE = re.compile(r"\b(?:this|that|which)\s+is\s+(?:the|our)\s+final\s+(?:answer|result)\b", re.IGNORECASE)
 # "Answer:" / "**Final Answer:**" / "Answer: **42**" at the start of a line.

@@ -147,10 +147,12 @@ def split_completion(completion: str, think_format: str = "auto") -> Split:
             if b >= 0:
                 answer, answer_closed = answer[:b], True
     if problem is None:
-        # A marker of any format left in the answer (e.g. `<think>` after a Sky-T1 block).
+        # A marker of any format left in the answer, or another format's markers anywhere (a
+        # `<think>` block inside a Sky-T1 reasoning): two meanings, so a verdict.
+        own = {fmt.open, fmt.close, fmt.answer_open, fmt.answer_close}
         for m in ALL_MARKERS:
-            i = answer.find(m)
+            i = answer.find(m) if m in own else completion.find(m)
             if i >= 0:
-                problem, at = TAGS_REPEATED, completion.rfind(m)
+                problem, at = TAGS_REPEATED, completion.rfind(m) if m in own else i
                 break
     return Split(reasoning.strip(), answer.strip(), True, fmt.name, problem, at, answer_closed)
