@@ -239,12 +239,29 @@ def words_to_digits(s: str) -> str:
     return _NUMWORD_RE.sub(sub, s)
 
 
+# The final answer is at the end: search the last TAIL characters first (the whole text only when
+# they hold none), so a long answer part costs what a short one does.
+TAIL = 4000
+
+
 def locate_final_answer(text: str) -> FinalAnswer | None:
     """The final answer in an answer part (see the module docstring), or None."""
     if not text:
         return None
+    if len(text) > TAIL:
+        off = len(text) - TAIL
+        got = _locate(text[off:])
+        if got is not None:
+            return FinalAnswer(got.answer, got.snippet, got.start + off, got.end + off, got.method)
+    return _locate(text)
+
+
+def _locate(text: str) -> FinalAnswer | None:
     cluster = last_box_cluster(text)
-    stated = [x for x in (last_phrase(text), last_label(text), points_back(text)) if x is not None]
+    low = text.lower() if ("nswer" in text or "NSWER" in text or "esult" in text or "ESULT" in text) else ""
+    stated = [x for x in ((last_phrase(text) if "answer" in low or "result" in low else None),
+                          (last_label(text) if "answer" in low or "result" in low else None),
+                          (points_back(text) if "final" in low else None)) if x is not None]
     statement = max(stated, key=lambda x: x[0]) if stated else None
     if cluster is not None and (statement is None or statement[0] < cluster[1]):
         start, end, parts = cluster

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,22 +138,33 @@ def _is_prose_line(ln: str) -> bool:
     """A line (or paragraph) whose repeats mean repetition, not layout."""
     if ln.count(" ") < 2 or "&" in ln or ln.startswith("|"):
         return False
+    if len(ln) > 400:
+        return True  # a long line or paragraph is prose whatever its start; no need to count
     words = len(_PROSE_RE.findall(ln))
     if words < 4:
         return False
     return not (_ITEM_RE.match(ln) and words < 8 and "\n" not in ln)
 
 
-def _dup_fracs(items: list[str]) -> tuple[float, float]:
-    """Gopher duplicate fractions: (duplicate items / items, chars in duplicates / chars)."""
+def _dup_fracs(items: list[str], repeats: Callable[[str], bool] | None = None) -> tuple[float, float]:
+    """Gopher duplicate fractions: (duplicate items / items, chars in duplicates / chars).
+
+    `repeats(item)`: whether a duplicate of this item counts (layout lines do not); asked once
+    per distinct duplicated item, so the check costs nothing on the unique majority.
+    """
     if not items:
         return 0.0, 0.0
     seen: set[str] = set()
+    verdict: dict[str, bool] = {}
     n_dup = c_dup = 0
     for it in items:
         if it in seen:
-            n_dup += 1
-            c_dup += len(it)
+            counts = verdict.get(it)
+            if counts is None:
+                counts = verdict[it] = repeats is None or repeats(it)
+            if counts:
+                n_dup += 1
+                c_dup += len(it)
         else:
             seen.add(it)
     total = sum(len(x) for x in items) or 1
@@ -212,14 +223,14 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
 
     # Lines of at least three tokens: "\\[", "\\]", "---" and "$$" repeat in every math CoT and
     # are layout, not repetition (Gopher counted web-text lines, where such lines are rare).
-    # Lines of prose only: "\\[", "\\]", "$$" and restated expressions ("x = 2 + 3") are layout,
-    # and so are table/array rows ("1 & 0 \\\\", "| a | b |") and short enumeration items
+    # Only repeats of prose count: "\\[", "\\]", "$$" and restated expressions ("x = 2 + 3") are
+    # layout, and so are table/array rows ("1 & 0 \\\\", "| a | b |") and short enumeration items
     # ("- Eyes: 1 option"), which repeat in every careful solution (Gopher counted web-text lines).
-    lines = [ln for ln in (x.strip() for x in reasoning.split("\n")) if _is_prose_line(ln)]
+    lines = [ln for ln in (x.strip() for x in reasoning.split("\n")) if ln.count(" ") >= 2]
     s["n_lines"] = len(lines)
-    s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines)
-    paras = [p for p in (reasoning[a:b].strip() for a, b in para_spans) if _is_prose_line(p)]
-    s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras)
+    s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines, _is_prose_line)
+    paras = [reasoning[a:b].strip() for a, b in para_spans]
+    s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras, _is_prose_line)
     # Repetition loop: the most repeated line, or opening (first 48 characters) among sentences of at
     # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
     # endings vary.

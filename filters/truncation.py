@@ -38,13 +38,6 @@ TRUNCATION_REASONS = ("truncated_partial_token", "truncated_code_fence", "trunca
 # token characters and no closing bar.
 _PARTIAL_TOKEN_RE = re.compile(r"<[|｜][A-Za-z0-9_▁\-]*[|｜]?$|<[|｜]?$")
 _FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
-_DISPLAY_OPEN_RE = re.compile(r"(?<!\\)\\\[")
-_DISPLAY_CLOSE_RE = re.compile(r"(?<!\\)\\\]")
-_PAREN_OPEN_RE = re.compile(r"(?<!\\)\\\(")
-_PAREN_CLOSE_RE = re.compile(r"(?<!\\)\\\)")
-_BEGIN_RE = re.compile(r"\\begin\{")
-_END_RE = re.compile(r"\\end\{")
-_ESCAPED_BRACE_RE = re.compile(r"\\[{}]")
 # A last line that states a result after a label: "**Answer:** sound", "Total = 3", "Final answer: B".
 _LABEL_LINE_RE = re.compile(r"^[\s>#*_\-\d.]*[^:：=]{0,60}(?:[:：=]|\*\*\s*$)")
 _LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|[a-zA-Z][.)])\s")
@@ -64,23 +57,17 @@ def _code_free(text: str) -> str:
 
 
 def _mid_formula(text: str) -> int:
-    """Offset of an unclosed display/inline formula or environment, or -1."""
+    """Offset of an unclosed display/inline formula or environment, or -1 (str.count in C: this
+    runs on every answer)."""
     t = _code_free(text)
-    opens = [m.start() for m in _DISPLAY_OPEN_RE.finditer(t)]
-    if len(opens) > len(_DISPLAY_CLOSE_RE.findall(t)):
-        return opens[-1]
-    opens = [m.start() for m in _PAREN_OPEN_RE.finditer(t)]
-    if len(opens) > len(_PAREN_CLOSE_RE.findall(t)):
-        return opens[-1]
+    for op, cl in (("\\[", "\\]"), ("\\(", "\\)"), ("\\begin{", "\\end{")):
+        # `\\[2pt]` in an array is a line break, not a display opening.
+        if t.count(op) - t.count("\\" + op) > t.count(cl) - t.count("\\" + cl):
+            return t.rfind(op)
     if t.replace("\\$", "").count("$$") % 2:
         return t.rfind("$$")
-    begins = [m.start() for m in _BEGIN_RE.finditer(t)]
-    if len(begins) > len(_END_RE.findall(t)):
-        return begins[-1]
-    if "{" in t or "}" in t:
-        plain = _ESCAPED_BRACE_RE.sub("", t)
-        if plain.count("{") > plain.count("}"):
-            return plain.rfind("{")
+    if t.count("{") - t.count("\\{") > t.count("}") - t.count("\\}"):
+        return t.rfind("{")
     # A `$` opened on the last line around LaTeX that never closes ("… $x^2 + \frac{1").
     # (`\$` is a dollar sign; "$5" a price; an answer ending on punctuation closed its formula.)
     last = re.sub(r"\\\$|\$(?=\d)", "  ", t.rstrip().rsplit("\n", 1)[-1])
