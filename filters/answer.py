@@ -32,6 +32,9 @@ import re
 from dataclasses import dataclass
 
 BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*")
+_BRACE_RE = re.compile(r"(?<!\\)[{}]")
+# A degenerate answer can hold hundreds of boxes; the final answer is among the last ones.
+MAX_BOXES = 64
 # Boxes separated by at most this much text ("\quad \text{and} \quad") form one answer: a model
 # that boxes each element of a set or each part of a tuple.
 BOX_CLUSTER_GAP = 80
@@ -78,21 +81,20 @@ class FinalAnswer:
 def balanced(text: str, start: int) -> tuple[str, int] | None:
     """The content of the brace group opening at `text[start] == '{'`, and the index after it."""
     depth = 0
-    for i in range(start, len(text)):
-        c = text[i]
-        if c == "{" and (i == 0 or text[i - 1] != "\\"):
+    for m in _BRACE_RE.finditer(text, start):  # jumps from brace to brace (not char by char)
+        if m.group() == "{":
             depth += 1
-        elif c == "}" and (i == 0 or text[i - 1] != "\\"):
+        else:
             depth -= 1
             if depth == 0:
-                return text[start + 1 : i], i + 1
+                return text[start + 1 : m.start()], m.end()
     return None
 
 
 def boxes(text: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of every complete `\\boxed{…}` / `\\boxed x` in `text`."""
     out = []
-    for m in BOXED_RE.finditer(text):
+    for m in list(BOXED_RE.finditer(text))[-MAX_BOXES:]:
         j = m.end()
         if j < len(text) and text[j] == "{":
             got = balanced(text, j)
@@ -106,8 +108,11 @@ def boxes(text: str) -> list[tuple[int, int, str]]:
 
 
 def unclosed_box(text: str) -> int:
-    """Offset of a `\\boxed{` whose brace never closes (a cut-off answer), else -1."""
-    for m in BOXED_RE.finditer(text):
+    """Offset of a `\\boxed{` whose brace never closes (a cut-off answer), else -1. Only the last
+    box is checked: an earlier unclosed one swallows the rest, which the brace count catches."""
+    i = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    m = BOXED_RE.match(text, i) if i >= 0 else None
+    if m is not None:
         j = m.end()
         if j < len(text) and text[j] == "{" and balanced(text, j) is None:
             return m.start()
@@ -167,8 +172,8 @@ def last_phrase(text: str) -> tuple[int, int, str] | None:
     found = None
     for m in FINAL_PHRASE_RE.finditer(text):
         raw, end = _value_after(text, m.end())
-        cand = strip_math_delims(raw)
-        if cand and len(cand) <= 200:
+        cand = strip_math_delims(raw.strip("*_ \t"))
+        if cand and len(cand) <= 400 and re.search(r"\w", cand):
             found = (m.start(), end, cand)
     return found
 
@@ -262,6 +267,11 @@ def _locate(text: str) -> FinalAnswer | None:
     stated = [x for x in ((last_phrase(text) if "answer" in low or "result" in low else None),
                           (last_label(text) if "answer" in low or "result" in low else None),
                           (points_back(text) if "final" in low else None)) if x is not None]
+    if cluster is not None:
+        # After a box, only a statement that carries a value ("the final answer is 7") overrides
+        # it; "the final result is consistent with …" does not.
+        # A list of parts ("the final answers are:\n- …\n- …") does not override a box either.
+        stated = [x for x in stated if "\n" not in x[2] and re.search(r"[\d\\$]", words_to_digits(x[2]))]
     statement = max(stated, key=lambda x: x[0]) if stated else None
     if cluster is not None and (statement is None or statement[0] < cluster[1]):
         start, end, parts = cluster
@@ -283,7 +293,8 @@ def _locate(text: str) -> FinalAnswer | None:
         value = strip_math_delims(m.group(1).strip("*_ "))
         return FinalAnswer(value, words_to_digits(value), start, start + len(m.group(1)), "final_line_label")
     bold = last_bold_number(text)
-    if bold is not None:
+    # A bold result counts only at the end ("… is **42**."), not a bold step heading above.
+    if bold is not None and "\n\n" not in text[bold[1]:].strip():
         return FinalAnswer(bold[2], bold[2], bold[0], bold[1], "bold")
     return None
 
