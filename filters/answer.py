@@ -263,10 +263,14 @@ def locate_final_answer(text: str) -> FinalAnswer | None:
 
 def _locate(text: str) -> FinalAnswer | None:
     cluster = last_box_cluster(text)
-    low = text.lower() if ("nswer" in text or "NSWER" in text or "esult" in text or "ESULT" in text) else ""
-    stated = [x for x in ((last_phrase(text) if "answer" in low or "result" in low else None),
-                          (last_label(text) if "answer" in low or "result" in low else None),
-                          (points_back(text) if "final" in low else None)) if x is not None]
+    # Only a statement after the last box can override it: search there (usually a few lines).
+    base = cluster[1] if cluster is not None else 0
+    sub = text[base:]
+    low = sub.lower() if ("nswer" in sub or "NSWER" in sub or "esult" in sub or "ESULT" in sub) else ""
+    stated = [(x[0] + base, x[1] + base, x[2]) for x in (
+        (last_phrase(sub) if "answer" in low or "result" in low else None),
+        (last_label(sub) if "answer" in low or "result" in low else None),
+        (points_back(sub) if "final" in low else None)) if x is not None]
     if cluster is not None:
         # After a box, only a statement that carries a value ("the final answer is 7") overrides
         # it; "the final result is consistent with …" does not.

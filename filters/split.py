@@ -150,7 +150,8 @@ def split_completion(completion: str, think_format: str = "auto") -> Split:
         # A marker of any format left in the answer, or another format's markers anywhere (a
         # `<think>` block inside a Sky-T1 reasoning): two meanings, so a verdict.
         own = {fmt.open, fmt.close, fmt.answer_open, fmt.answer_close}
-        for m in ALL_MARKERS:
+        others = "<|" in completion if fmt.name != "sky_t1" else "think>" in completion
+        for m in (ALL_MARKERS if others else (x for x in ALL_MARKERS if x in own)):
             i = answer.find(m) if m in own else completion.find(m)
             if i >= 0:
                 problem, at = TAGS_REPEATED, completion.rfind(m) if m in own else i

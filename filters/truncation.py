@@ -160,7 +160,7 @@ def truncation_reason(answer: str) -> tuple[str | None, int]:
     m = _PARTIAL_TOKEN_RE.search(t[-40:])
     if m:
         return "truncated_partial_token", len(t) - 40 + m.start() if len(t) > 40 else m.start()
-    fences = [m.start() for m in _FENCE_RE.finditer(t)]
+    fences = [m.start() for m in _FENCE_RE.finditer(t)] if ("```" in t or "~~~" in t) else []
     if len(fences) % 2:
         return "truncated_code_fence", fences[-1]
     at = unclosed_box(t)
