@@ -189,9 +189,18 @@ def points_back(text: str) -> tuple[int, int, str] | None:
     return found
 
 
+_HEADING_RE = re.compile(r"(?im)^[ \t#]*(?:\*\*|__)?[ \t]*final[ \t]+answers?[ \t]*(?:\*\*|__)?[ \t]*:?[ \t]*(?:\*\*|__)?[ \t]*$")
+
+
 def last_label(text: str) -> tuple[int, int, str] | None:
-    """(start, end, answer) of the last "Answer: …" line; a bold span inside it is the answer."""
+    """(start, end, answer) of the last "Answer: …" line (a bold span inside it is the answer), or
+    of a "**Final Answer**" heading and the block under it."""
     found = None
+    for m in _HEADING_RE.finditer(text):
+        rest = text[m.end():].lstrip("\n")
+        block = rest.split("\n\n\n", 1)[0][:400].strip()
+        if block:
+            found = (m.start(), len(text) - len(rest) + len(block), strip_math_delims(block))
     for m in _LABEL_RE.finditer(text):
         line_end = text.find("\n", m.end())
         line_end = len(text) if line_end < 0 else line_end
@@ -205,7 +214,7 @@ def last_label(text: str) -> tuple[int, int, str] | None:
         if bold:
             value = bold[-1]
         value = strip_math_delims(value.strip("*_ ").strip())
-        if value and len(value) <= 200:
+        if value and len(value) <= 200 and (found is None or m.start() > found[0]):
             found = (m.start(), line_end, value)
     return found
 
