@@ -253,12 +253,33 @@ RESULT["n"] = len(rows)
     print_table(f"planted defects of the simulated engine ({m.result['n']} synthetic traces, not model output)", rows)
 
 
+def compare(other_root: str, repeat: int, rounds: int = 2) -> None:
+    """This checkout's filter stack against another checkout's (e.g. the main branch), measured in
+    the same run, alternating A/B so load from other jobs falls on both; CPU-seconds, best round."""
+    load = LOAD.replace("REPEAT", str(repeat)).replace("MIN_BYTES", "0")
+    rows = []
+    for names in (["format"], ["readability"], ["format", "readability", "language_mixing"]):
+        code = load + STACK.format(names=names)
+        other = f"import sys\nsys.path.insert(0, {other_root!r})\n" + code
+        ours, theirs = [], []
+        for _ in range(rounds):
+            theirs.append(run_isolated(other).result["cpu"])
+            ours.append(run_isolated(code).result["cpu"])
+        rows.append(("+".join(names), f"{min(theirs):.2f} -> {min(ours):.2f} cpu-s",
+                     f"{min(theirs) / min(ours):.2f}x throughput (other -> this)"))
+    print_table(f"filter stack, this checkout vs {other_root} (same run, best of {rounds}; the machine is shared)", rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=1, help="times the 22 MB of real traces are scored")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--quality-only", action="store_true")
+    ap.add_argument("--compare-to", metavar="ROOT", help="only compare throughput with another checkout (e.g. /work/main)")
     args = ap.parse_args()
+    if args.compare_to:
+        compare(args.compare_to, args.repeat)
+        return
     if not args.skip_quality:
         quality()
         planted()

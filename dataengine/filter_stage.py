@@ -43,7 +43,7 @@ from filters import (
 
 INPUT_COLUMNS = (
     "trace_id", "completion", "reasoning", "answer", "think_closed", "think_format", "finish_reason",
-    "domain", "language", "prompt", "completion_tokens",
+    "domain", "language", "prompt", "completion_tokens", "bucket",
 )
 
 
@@ -105,7 +105,7 @@ def _pending_sql(rescore: bool) -> str:
     return f"""
         select t.trace_id, t.completion, t.reasoning, t.answer, t.think_closed, t.think_format,
                t.finish_reason, t.domain, coalesce(t.language, p.language) as language, p.prompt,
-               t.completion_tokens
+               t.completion_tokens, coalesce(t.metadata->>'bucket', 'reasoning') as bucket
         from traces t left join prompts p using (prompt_id){done}
     """
 
@@ -160,8 +160,11 @@ def _run_filter(ws: Workspace, fc: FilterConfig, names: list[str], config_hash: 
     reasons: Counter[str] = Counter()
     traces_in = traces_out = shards = 0
     text_bytes = 0
+    # The funnel per bucket: reasoning traces and non_reasoning (SFT) rows are scored by their own
+    # profile (`by_bucket` thresholds), and reported apart.
+    by_bucket: dict[str, dict[str, Any]] = {}
 
-    def account(rows: list[dict[str, Any]]) -> None:
+    def account(rows: list[dict[str, Any]], buckets: Mapping[str, str]) -> None:
         nonlocal traces_in, traces_out, shards
         ok: dict[str, bool] = {}
         for r in rows:
@@ -169,6 +172,12 @@ def _run_filter(ws: Workspace, fc: FilterConfig, names: list[str], config_hash: 
             (passed_by if r["passed"] else failed_by)[r["filter"]] += 1
             if not r["passed"]:
                 reasons[f"{r['filter']}:{r['reason']}"] += 1
+                b = by_bucket.setdefault(buckets.get(r["trace_id"], "reasoning"), {"in": 0, "out": 0, "reasons": Counter()})
+                b["reasons"][f"{r['filter']}:{r['reason']}"] += 1
+        for tid, passed in ok.items():
+            b = by_bucket.setdefault(buckets.get(tid, "reasoning"), {"in": 0, "out": 0, "reasons": Counter()})
+            b["in"] += 1
+            b["out"] += passed
         traces_in += len(ok)
         traces_out += sum(ok.values())
         ws.write_shard("filter_results", rows, name=f"{run.run_id}-{shards:06d}")
@@ -182,28 +191,35 @@ def _run_filter(ws: Workspace, fc: FilterConfig, names: list[str], config_hash: 
                    "where list_contains($names, filter) order by trace_id")
             for batch in _batches(ws, sql, {"names": names}, max(fc.batch_size, 5000), limit, keep_together="trace_id"):
                 rows = []
+                buckets: dict[str, str] = {}
                 for r in batch:
                     spec = get_filter(r["filter"])
                     s = json.loads(r["scores"]) if r["scores"] else {"error": "no stored scores"}
+                    if s.get("bucket") or r["trace_id"] not in buckets:
+                        buckets[r["trace_id"]] = s.get("bucket") or "reasoning"
                     ok, reason = safe_decide(spec, s, fc.thresholds(r["filter"]))
                     rows.append({"trace_id": r["trace_id"], "filter": r["filter"], "passed": ok, "reason": reason,
                                  "scores": r["scores"], "config_hash": config_hash, "run_id": run.run_id})
-                account(rows)
+                account(rows, buckets)
         else:
             batches = _batches(ws, _pending_sql(rescore), {} if rescore else {"names": names}, fc.batch_size, limit)
             for rows_in, rows in _score_all(batches, names, fc, config_hash, run.run_id):
                 text_bytes += sum(len((r.get("completion") or "").encode("utf-8", "replace")) for r in rows_in)
-                account(rows)
+                account(rows, {r["trace_id"]: r.get("bucket") or "reasoning" for r in rows_in})
         seconds = time.perf_counter() - t0
         counts = {
             "in": traces_in, "out": traces_out, "quarantined": 0, "shards": shards,
             "passed_by_filter": dict(passed_by), "failed_by_filter": dict(failed_by),
-            "reasons": dict(reasons.most_common()), "seconds": round(seconds, 3),
+            "reasons": dict(reasons.most_common()),
+            "by_bucket": {k: {"in": v["in"], "out": v["out"], "reasons": dict(v["reasons"].most_common())}
+                          for k, v in sorted(by_bucket.items())},
+            "seconds": round(seconds, 3),
             "mb_per_s": round(text_bytes / 1e6 / seconds, 3) if seconds and text_bytes else None,
         }
         # The runs row keeps the integer counts and one `rejected:<filter>:<reason>` count per reason.
         run.finish({**{k: v for k, v in counts.items() if isinstance(v, int)},
-                    **{f"rejected:{k}": v for k, v in reasons.items()}})
+                    **{f"rejected:{k}": v for k, v in reasons.items()},
+                    **{f"{k}:{b}": v[k] for b, v in by_bucket.items() for k in ("in", "out")}})
     return {"run_id": run.run_id, "filters": names, "config_hash": config_hash, **counts}
 
 

@@ -45,7 +45,7 @@ def parse_sweep(spec: str) -> tuple[str, list[float]]:
 @dataclass
 class SweepRow:
     value: float
-    group: str  # "all", "domain=math", "language=en"
+    group: str  # "all", "bucket=non_reasoning", "domain=math", "language=en"
     traces: int
     passed: int
 
@@ -60,8 +60,9 @@ def sweep(ws: Workspace, cfg: PipelineConfig, filter_name: str, param: str, valu
     fc: FilterConfig = cfg.section("filter")
     base = fc.thresholds(filter_name)
     hints = typing.get_type_hints(type(base))
-    if param not in {f.name for f in dataclasses.fields(base)} or param in ("by_domain", "by_language"):
-        known = [f.name for f in dataclasses.fields(base) if f.name not in ("by_domain", "by_language")]
+    overrides = ("by_domain", "by_language", "by_bucket")
+    if param not in {f.name for f in dataclasses.fields(base)} or param in overrides:
+        known = [f.name for f in dataclasses.fields(base) if f.name not in overrides]
         raise ValueError(f"{filter_name} has no threshold {param!r}; thresholds: {', '.join(known)}")
     cast = int if int in typing.get_args(hints[param]) or hints[param] is int else float
     variants = [(v, dataclasses.replace(base, **{param: cast(v)})) for v in values]
@@ -74,7 +75,9 @@ def sweep(ws: Workspace, cfg: PipelineConfig, filter_name: str, param: str, valu
         for rb in reader:
             for raw in rb.column("scores").to_pylist():
                 s = json.loads(raw) if raw else {"error": "no stored scores"}
-                groups = ("all", f"domain={s.get('domain')}", f"language={s.get('language')}")
+                # Buckets apart: a non_reasoning (SFT) row is judged by its own profile.
+                groups = ("all", f"bucket={s.get('bucket') or 'reasoning'}", f"domain={s.get('domain')}",
+                          f"language={s.get('language')}")
                 for v, th in variants:
                     ok, _ = safe_decide(spec, s, th)
                     for g in groups:

@@ -4,7 +4,7 @@ Ids are deterministic content hashes, so the same input always yields the same i
 re-ingest or a resumed generation run can tell what it already has.
 
 A completion is split into `reasoning` (inside the think block) and `answer` (after it) by the
-markers of its source's think format:
+markers of its source's think format (`filters.split.split_completion`, re-exported here):
 
 >>> s = split_completion("<think>2+2 is 4.</think>The answer is 4.", "think")
 >>> (s.reasoning, s.answer, s.think_closed)
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
+
+from filters.split import THINK_FORMATS, Split, ThinkFormat, detect_think_format, split_completion  # noqa: F401 - re-exported
 
 # Domains named in DESIGN.md; others are allowed (free-form), these are the ones stages know.
 KNOWN_DOMAINS = ("math", "code", "science", "logic", "general", "medical", "writing", "qa", "chat")
@@ -44,97 +46,8 @@ def trace_id_for(prompt_id: str, sample_idx: int, model: str, sampling_run: str)
 
 
 # --------------------------------------------------------------------------------------------
-# Think formats
+# Think formats: the one split lives in filters.split (the lowest layer) so every stage shares it.
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ThinkFormat:
-    """Markers around the reasoning (and, for Sky-T1, around the answer)."""
-
-    name: str
-    open: str | None
-    close: str | None
-    answer_open: str | None = None
-    answer_close: str | None = None
-    # The chat template put `open` in the prompt, so the completion starts inside the reasoning.
-    opened_in_prompt: bool = False
-
-
-THINK_FORMATS: dict[str, ThinkFormat] = {
-    "think": ThinkFormat("think", "<think>", "</think>"),
-    "prompt_opened": ThinkFormat("prompt_opened", "<think>", "</think>", opened_in_prompt=True),
-    "sky_t1": ThinkFormat(
-        "sky_t1",
-        "<|begin_of_thought|>",
-        "<|end_of_thought|>",
-        answer_open="<|begin_of_solution|>",
-        answer_close="<|end_of_solution|>",
-    ),
-    "none": ThinkFormat("none", None, None),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    reasoning: str
-    answer: str
-    # None: the format has no think markers (short answers); False: the block never closed.
-    think_closed: bool | None
-    think_format: str
-
-
-def detect_think_format(completion: str) -> str:
-    """Guess the format of one completion; sources with a known format should say it instead."""
-    if "<|begin_of_thought|>" in completion:
-        return "sky_t1"
-    head = completion.lstrip()[:16]
-    if head.startswith("<think>"):
-        return "think"
-    if "</think>" in completion:
-        return "prompt_opened"
-    return "none"
-
-
-def split_completion(completion: str, think_format: str = "auto") -> Split:
-    """Split a raw completion into reasoning and answer.
-
-    A missing closing marker is recorded (`think_closed=False`, empty answer), never guessed away:
-    a truncated chain of thought has no answer.
-    """
-    if think_format == "auto":
-        think_format = detect_think_format(completion)
-    try:
-        fmt = THINK_FORMATS[think_format]
-    except KeyError:
-        raise ValueError(f"unknown think format {think_format!r}; known: {sorted(THINK_FORMATS)} or 'auto'") from None
-    if fmt.open is None or fmt.close is None:
-        return Split("", completion.strip(), None, fmt.name)
-
-    body = completion
-    start = body.find(fmt.open)
-    if start >= 0 and (not fmt.opened_in_prompt or not body[:start].strip()):
-        body = body[start + len(fmt.open) :]
-    elif not fmt.opened_in_prompt:
-        # No opening marker where one was expected: the whole completion is an answer, and the
-        # format filter sees think_closed=None for what it is.
-        return Split("", completion.strip(), None, fmt.name)
-
-    end = body.find(fmt.close)
-    if end < 0:
-        return Split(body.strip(), "", False, fmt.name)
-    reasoning = body[:end]
-    answer = body[end + len(fmt.close) :]
-    if fmt.answer_open is not None:
-        a_start = answer.find(fmt.answer_open)
-        if a_start >= 0:
-            answer = answer[a_start + len(fmt.answer_open) :]
-        if fmt.answer_close is not None:
-            a_end = answer.find(fmt.answer_close)
-            if a_end >= 0:
-                answer = answer[:a_end]
-    return Split(reasoning.strip(), answer.strip(), True, fmt.name)
-
 
 # --------------------------------------------------------------------------------------------
 # Records

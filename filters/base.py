@@ -43,6 +43,8 @@ class FilterInput:
     prompt: Any = None
     completion_tokens: int | None = None
     trace_id: str | None = None
+    # "reasoning" (default) or "non_reasoning" (SFT rows): picks the thresholds' `by_bucket` profile.
+    bucket: str | None = None
 
 
 @dataclass(slots=True)
@@ -67,15 +69,18 @@ class Thresholds:
     """Base of each filter's thresholds: per-domain and per-language overrides.
 
     `by_domain: {"code": {"max_code_blocks": None}}` applies to traces of that domain;
-    `by_language` likewise (the language-specific override wins over the domain one).
+    `by_language` likewise (the language-specific override wins over the domain one);
+    `by_bucket` is the profile of a bucket (`non_reasoning`: SFT rows without a think block), the
+    most general of the three (domain and language overrides win over it).
     """
 
+    by_bucket: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"help": "per-bucket profile: {bucket: {field: value}} (reasoning / non_reasoning)"})
     by_domain: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"help": "per-domain overrides: {domain: {field: value}}"})
     by_language: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"help": "per-language overrides: {lang: {field: value}}"})
 
     def validate(self) -> None:
-        known = {f.name for f in dataclasses.fields(self)} - {"by_domain", "by_language"}
-        for kind, table in (("by_domain", self.by_domain), ("by_language", self.by_language)):
+        known = {f.name for f in dataclasses.fields(self)} - {"by_domain", "by_language", "by_bucket"}
+        for kind, table in (("by_bucket", self.by_bucket), ("by_domain", self.by_domain), ("by_language", self.by_language)):
             for key, over in table.items():
                 if not isinstance(over, Mapping):
                     raise ValueError(f"{kind}.{key}: expected a mapping of threshold overrides")
@@ -83,9 +88,11 @@ class Thresholds:
                 if bad:
                     raise ValueError(f"{kind}.{key}: unknown thresholds {sorted(bad)}; known: {sorted(known)}")
 
-    def resolve(self, domain: str | None, language: str | None) -> Thresholds:
-        """These thresholds with the overrides for `domain` and `language` applied."""
+    def resolve(self, domain: str | None, language: str | None, bucket: str | None = None) -> Thresholds:
+        """These thresholds with the overrides for `bucket`, `domain` and `language` applied."""
         over: dict[str, Any] = {}
+        if bucket and bucket in self.by_bucket:
+            over.update(self.by_bucket[bucket])
         if domain and domain in self.by_domain:
             over.update(self.by_domain[domain])
         if language and language in self.by_language:
@@ -134,7 +141,7 @@ def safe_decide(spec: FilterSpec, scores: Mapping[str, Any], thresholds: Thresho
     """`spec.decide` with overrides resolved; a scoring error stays an explicit failure."""
     if "error" in scores:
         return False, "filter_error"
-    th = thresholds.resolve(scores.get("domain"), scores.get("language"))
+    th = thresholds.resolve(scores.get("domain"), scores.get("language"), scores.get("bucket"))
     return spec.decide(scores, th)
 
 

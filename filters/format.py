@@ -1,6 +1,8 @@
-"""Format: the R1 readable shape — one well-formed think block, then a non-empty answer.
+"""Format: the R1 readable shape — one well-formed think block, then a complete answer.
 
-Checks, in the order a verdict reports them (the first failure is the reason):
+The split is `filters.split.split_completion` (the one every stage uses); truncation verdicts are
+`filters.truncation`; the final answer is `filters.answer.locate_final_answer` (the one the math
+verifier grades). Checks, in the order a verdict reports them (the first failure is the reason):
 
 | reason | failure |
 |---|---|
@@ -8,12 +10,13 @@ Checks, in the order a verdict reports them (the first failure is the reason):
 | `field_not_text` | completion/reasoning/answer is not a string (a broken row) |
 | `truncated_length` | finish_reason `length` (the sampler cut it off) |
 | `think_not_closed` | the think block never closed (cut off, or the tag is missing) |
-| `no_think_block` | no think markers at all (`require_think`) |
-| `think_tags_repeated` | more than one opening or closing marker |
+| `no_think_block` | no think markers at all (`require_think`; off for the `non_reasoning` bucket) |
+| `think_tags_repeated` | more than one opening or closing marker, or a marker in the answer |
 | `think_tags_out_of_order` | a closing marker before the opening one |
-| `empty_reasoning` / `empty_answer` | shorter than `min_reasoning_chars` / `min_answer_chars` |
+| `empty_reasoning` / `empty_answer` | shorter than `min_reasoning_chars` / `min_answer_chars` (no summary) |
+| `truncated_partial_token` … `truncated_mid_sentence` | the answer is cut off (`filters.truncation`) |
 | `leaked_special_token` | a chat marker or special token in the text (`<|im_end|>`, `<｜end▁of▁sentence｜>`, …) |
-| `missing_boxed_answer` | a math trace whose answer has no `\\boxed{}` |
+| `missing_final_answer` | a math trace whose answer has no `\\boxed{}`, "Answer:" line, "final answer is" or bold result |
 | `missing_code_block` | a code trace whose answer has no fenced block |
 | `too_short_chars` / `too_long_chars` / `too_many_tokens` | length bounds |
 
@@ -29,16 +32,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from filters.answer import locate_final_answer
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
+from filters.split import THINK_FORMATS, split_completion
 from filters.text import safe_text
-
-# Markers per think format (mirrors dataengine.records.THINK_FORMATS; filters import nothing of
-# ours, so the three marker pairs are repeated here).
-MARKERS: dict[str, tuple[str, str]] = {
-    "think": ("<think>", "</think>"),
-    "prompt_opened": ("<think>", "</think>"),
-    "sky_t1": ("<|begin_of_thought|>", "<|end_of_thought|>"),
-}
+from filters.truncation import TRUNCATION_REASONS, truncation_reason
 
 # Special tokens and chat markers of the common chat templates (Qwen/ChatML, Llama 3, DeepSeek
 # R1/V3 — which use fullwidth bars and U+2581 — Mistral, Phi, generic </s>). Their presence in a
@@ -51,7 +49,6 @@ LEAKED_TOKENS = (
     "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
 )
 _LEAK_RE = re.compile("|".join(re.escape(t) for t in LEAKED_TOKENS))
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _FENCE_RE = re.compile(r"```")
 
 
@@ -59,38 +56,34 @@ _FENCE_RE = re.compile(r"```")
 class FormatThresholds(Thresholds):
     """Format thresholds; `None` switches a check off."""
 
-    require_think: bool = field(default=True, metadata={"help": "a think block must be present (R1 readable format: <think>…</think> then summary)"})
+    require_think: bool = field(default=True, metadata={"help": "a think block must be present (R1 readable format: <think>…</think> then summary); off in the non_reasoning profile"})
     allow_length_finish: bool = field(default=False, metadata={"help": "keep traces whose finish_reason is `length`"})
     min_reasoning_chars: int | None = field(default=1, metadata={"help": "reasoning shorter than this → empty_reasoning"})
-    min_answer_chars: int | None = field(default=1, metadata={"help": "answer after the think block shorter than this → empty_answer"})
+    min_answer_chars: int | None = field(default=1, metadata={"help": "answer after the think block shorter than this → empty_answer (no summary)"})
+    check_truncation: bool = field(default=True, metadata={"help": "reject answers cut off mid-token / mid-formula / mid-sentence (truncated_* reasons); calibrated on tests/labelled_traces.tsv"})
     check_leaked_tokens: bool = field(default=True, metadata={"help": "reject chat markers / special tokens in the text"})
-    boxed_answer_domains: list[str] = field(default_factory=lambda: ["math"], metadata={"help": "domains whose answer needs a \\boxed{} (R1 math rule reward)"})
+    final_answer_domains: list[str] = field(default_factory=lambda: ["math"], metadata={"help": "domains whose answer must state a final answer the math verifier can extract (\\boxed{}, 'Answer:', 'final answer is', bold)"})
     code_block_domains: list[str] = field(default_factory=lambda: ["code"], metadata={"help": "domains whose answer needs a fenced code block"})
+    # The non_reasoning bucket (SFT rows: alpaca, sharegpt, identity …) has no think block and no
+    # boxed math answer to find; truncation, leaks and length bounds still apply.
+    by_bucket: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "non_reasoning": {"require_think": False, "final_answer_domains": [], "code_block_domains": []}},
+        metadata={"help": "per-bucket profile (non_reasoning: no think block required, no final-answer/code-block rule)"})
     min_completion_chars: int | None = field(default=None, metadata={"help": "completion shorter than this → too_short_chars"})
     # R1 samples with a 32,768-token limit (arXiv 2501.12948 §3); ~4 chars per token.
     max_completion_chars: int | None = field(default=200_000, metadata={"help": "completion longer than this → too_long_chars"})
     max_completion_tokens: int | None = field(default=32_768, metadata={"help": "completion_tokens above this → too_many_tokens (R1 max generation length)"})
 
 
-def _detect_format(completion: str) -> str:
-    if "<|begin_of_thought|>" in completion:
-        return "sky_t1"
-    if completion.lstrip()[:16].startswith("<think>"):
-        return "think"
-    if "</think>" in completion:
-        return "prompt_opened"
-    return "none"
-
-
 def _score_one(inp: FilterInput) -> dict[str, Any]:
     completion, fixes = safe_text(inp.completion)
     reasoning, f2 = safe_text(inp.reasoning)
     answer, f3 = safe_text(inp.answer)
-    fmt = inp.think_format if inp.think_format in (*MARKERS, "none") else _detect_format(completion)
+    fmt = inp.think_format if inp.think_format in THINK_FORMATS else "auto"
     s: dict[str, Any] = {
         "domain": inp.domain if isinstance(inp.domain, str) else None,
         "language": inp.language if isinstance(inp.language, str) else None,
-        "think_format": fmt,
+        "bucket": inp.bucket if isinstance(inp.bucket, str) else None,
         "finish_reason": inp.finish_reason if isinstance(inp.finish_reason, str) else None,
         "completion_chars": len(completion),
         "completion_tokens": inp.completion_tokens if isinstance(inp.completion_tokens, int) else None,
@@ -98,42 +91,39 @@ def _score_one(inp: FilterInput) -> dict[str, Any]:
         "spans": {},
     }
     think_closed = inp.think_closed
-    if fmt in MARKERS:
-        open_tag, close_tag = MARKERS[fmt]
-        n_open, n_close = completion.count(open_tag), completion.count(close_tag)
-        first_open, first_close = completion.find(open_tag), completion.find(close_tag)
-        expected_open = 0 if fmt == "prompt_opened" else 1
-        s["n_open"], s["n_close"] = n_open, n_close
-        s["tags_repeated"] = n_open > expected_open or n_close > 1
-        s["tags_out_of_order"] = expected_open == 1 and first_close >= 0 and (first_open < 0 or first_close < first_open)
-        if think_closed is None:
-            think_closed = n_close > 0
-        if not reasoning and not answer and completion:
-            # Split here when the caller gave only the raw completion.
-            body = completion[first_open + len(open_tag):] if first_open >= 0 else completion
-            end = body.find(close_tag)
-            reasoning, answer = (body, "") if end < 0 else (body[:end], body[end + len(close_tag):])
-            if fmt == "sky_t1":
-                answer = answer.replace("<|begin_of_solution|>", "").replace("<|end_of_solution|>", "")
-            reasoning, answer = reasoning.strip(), answer.strip()
-        if s["tags_repeated"]:
-            second = completion.find(open_tag if n_open > expected_open else close_tag,
-                                     (first_open if n_open > expected_open else first_close) + 1)
-            s["spans"]["repeated_tag"] = ["completion", second, second + len(open_tag)]
-    else:
+    if completion:
+        sp = split_completion(completion, fmt)
+        fmt = sp.think_format
         if not reasoning and not answer:
-            answer = completion.strip()
-        s["n_open"] = s["n_close"] = 0
-        s["tags_repeated"] = s["tags_out_of_order"] = False
-        think_closed = None if think_closed is None else think_closed
+            reasoning, answer = sp.reasoning, sp.answer
+        if think_closed is None:
+            think_closed = sp.think_closed
+        s["tags_problem"] = sp.problem
+        if sp.problem:
+            s["spans"]["repeated_tag"] = ["completion", sp.problem_at, sp.problem_at + 1]
+        s["answer_closed"] = sp.answer_closed
+    else:
+        fmt = fmt if fmt != "auto" else ("think" if reasoning else "none")
+        s["tags_problem"], s["answer_closed"] = None, None
+    s["think_format"] = fmt
     s["think_closed"] = think_closed
     s["reasoning_chars"] = len(reasoning.strip())
     s["answer_chars"] = len(answer.strip())
-    leak = _LEAK_RE.search(completion)
-    s["leaked_tokens"] = sorted(set(_LEAK_RE.findall(completion)))[:10] if leak else []
+    trunc, at = truncation_reason(answer) if think_closed is not False else (None, -1)
+    s["truncation"] = trunc
+    if trunc:
+        s["spans"]["truncation"] = ["answer", at, len(answer.rstrip())]
+    leak = _LEAK_RE.search(completion or answer)
+    s["leaked_tokens"] = sorted(set(_LEAK_RE.findall(completion or answer)))[:10] if leak else []
     if leak:
-        s["spans"]["leaked_token"] = ["completion", leak.start(), leak.end()]
-    s["has_boxed"] = bool(_BOXED_RE.search(answer)) if answer else False
+        s["spans"]["leaked_token"] = ["completion" if completion else "answer", leak.start(), leak.end()]
+    final = locate_final_answer(answer) if answer else None
+    s["final_answer_method"] = final.method if final else None
+    if final:
+        s["spans"]["final_answer"] = ["answer", final.start, final.end]
+    elif answer:
+        tail = max(0, len(answer) - 300)
+        s["spans"]["final_answer"] = ["answer", tail, len(answer)]  # where one was expected
     s["answer_code_fences"] = len(_FENCE_RE.findall(answer)) // 2
     return s
 
@@ -154,18 +144,18 @@ def decide(s: Mapping[str, Any], t: FormatThresholds) -> tuple[bool, str | None]
         return False, "think_not_closed"
     if t.require_think and s.get("think_format") == "none" and not s.get("reasoning_chars"):
         return False, "no_think_block"
-    if s.get("tags_repeated"):
-        return False, "think_tags_repeated"
-    if s.get("tags_out_of_order"):
-        return False, "think_tags_out_of_order"
+    if s.get("tags_problem"):
+        return False, s["tags_problem"]
     if t.min_reasoning_chars is not None and t.require_think and s.get("reasoning_chars", 0) < t.min_reasoning_chars:
         return False, "empty_reasoning"
     if t.min_answer_chars is not None and s.get("answer_chars", 0) < t.min_answer_chars:
         return False, "empty_answer"
+    if s.get("truncation") and t.check_truncation:
+        return False, s["truncation"]
     if t.check_leaked_tokens and s.get("leaked_tokens"):
         return False, "leaked_special_token"
-    if domain in t.boxed_answer_domains and not s.get("has_boxed"):
-        return False, "missing_boxed_answer"
+    if domain in t.final_answer_domains and not s.get("final_answer_method"):
+        return False, "missing_final_answer"
     if domain in t.code_block_domains and not s.get("answer_code_fences"):
         return False, "missing_code_block"
     n = s.get("completion_chars", 0)
@@ -181,5 +171,7 @@ def decide(s: Mapping[str, Any], t: FormatThresholds) -> tuple[bool, str | None]
 
 SPEC = register_filter(FilterSpec(
     "format", score, decide, FormatThresholds,
-    span_for_reason={"leaked_special_token": "leaked_token", "think_tags_repeated": "repeated_tag"},
+    span_for_reason={"leaked_special_token": "leaked_token", "think_tags_repeated": "repeated_tag",
+                     "think_tags_out_of_order": "repeated_tag", "missing_final_answer": "final_answer",
+                     **{r: "truncation" for r in TRUNCATION_REASONS}},
 ))

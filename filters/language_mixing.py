@@ -31,6 +31,7 @@ from typing import Any
 
 from filters import langid
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
+from filters.split import THINK_FORMATS, split_completion
 from filters.text import (
     LATIN_MATH_ONLY_RE,
     LATIN_WORD_RE,
@@ -320,8 +321,8 @@ def _score_batch(inputs: Sequence[FilterInput], p: _Params) -> list[dict[str, An
         if not reasoning and not answer:
             completion, f3 = safe_text(inp.completion)
             f1 += f3
-            cut = completion.rfind("</think>")
-            reasoning, answer = (completion[:cut].replace("<think>", "", 1), completion[cut + 8:]) if cut >= 0 else ("", completion)
+            sp = split_completion(completion, inp.think_format if inp.think_format in THINK_FORMATS else "auto")
+            reasoning, answer = sp.reasoning, sp.answer
         truncated = len(reasoning) > p.max_scan_chars or len(answer) > p.max_scan_chars
         reasoning, answer = reasoning[: p.max_scan_chars], answer[: p.max_scan_chars]
         target, source = langid.normalize_lang(inp.language), "trace"
@@ -362,6 +363,7 @@ def _finish(inp: FilterInput, target: str, source: str, parts: tuple[_Part, _Par
     s: dict[str, Any] = {
         "domain": inp.domain if isinstance(inp.domain, str) else None,
         "language": target,
+        "bucket": inp.bucket if isinstance(inp.bucket, str) else None,
         "target_language": target,
         "target_source": source,
         "sanitized": fixes,

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
+from filters.split import THINK_FORMATS, split_completion
 from filters.text import CJK_CHAR_RE, count_words, mask_non_prose, paragraphs, safe_text
 
 # Self-reflection markers of long chain-of-thought ("aha" phrases): fine in moderation, a loop
@@ -54,10 +55,15 @@ class ReadabilityThresholds(Thresholds):
     max_top_2gram_frac: float | None = field(default=0.20, metadata={"help": "chars of the most frequent 2-gram / word chars (Gopher 0.20)"})
     max_top_3gram_frac: float | None = field(default=0.18, metadata={"help": "same for 3-grams (Gopher 0.18)"})
     max_top_4gram_frac: float | None = field(default=0.16, metadata={"help": "same for 4-grams (Gopher 0.16)"})
-    # Gopher uses 0.15 for web text; a chain of thought restates its expressions, and 0.15 would
-    # drop ~12% of the finished R1-distill/QwQ traces in ../shared/data. 0.30 keeps ~98% of them
-    # and still drops looping ones (median 0.18 among the cut-off traces).
-    max_dup_5gram_frac: float | None = field(default=0.30, metadata={"help": "chars in duplicated 5-grams / word chars (Gopher: 0.15 for web text)"})
+    # Gopher uses 0.15 for web text; a chain of thought restates its expressions and re-reads the
+    # problem. Calibrated on ../shared/data (tests/labelled_traces.tsv): complete traces reach
+    # 0.57 at most (98th percentile 0.29), real loops (a sentence repeated 20+ times) 0.68 at their
+    # 10th percentile. 0.60 separates them.
+    max_dup_5gram_frac: float | None = field(default=0.60, metadata={"help": "chars in duplicated 5-grams / word chars (Gopher 0.15 for web text; 0.60 from the labelled real traces)"})
+    # Gopher's n-gram shares are document statistics: on a 60–110-word worked solution the top
+    # 2-gram is the name of the person in the problem. Real loops never trip them (their top
+    # 2/3/4-gram shares stay under 0.06 at the median); only long texts are judged.
+    min_words_for_ngram_checks: int | None = field(default=300, metadata={"help": "reasoning shorter than this (words) skips the top-n-gram and duplicate-5-gram checks (short worked solutions restate their names and numbers)"})
     max_reflections_per_kword: float | None = field(default=None, metadata={"help": "'wait'/'let me check again' phrases per 1,000 words (off by default: long CoT reflects a lot)"})
     min_summary_words: int | None = field(default=1, metadata={"help": "words after the reasoning (the R1 summary); 0/None: no check"})
 
@@ -123,16 +129,42 @@ def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
     return out
 
 
-def _dup_fracs(items: list[str]) -> tuple[float, float]:
-    """Gopher duplicate fractions: (duplicate items / items, chars in duplicates / chars)."""
+_CODE_WORD_RE = re.compile(r"[A-Za-z]{3,}")  # a word or identifier; "______" and "x 7_8" are layout
+_PROSE_RE = re.compile(r"[A-Za-z]{2,}")
+_ITEM_RE = re.compile(r"^(?:[-*+•]|\d+[.)])\s")
+
+
+def _is_prose_line(ln: str) -> bool:
+    """A line (or paragraph) whose repeats mean repetition, not layout."""
+    if ln.count(" ") < 2 or "&" in ln or ln.startswith("|"):
+        return False
+    if len(ln) > 400:
+        return True  # a long line or paragraph is prose whatever its start; no need to count
+    words = len(_PROSE_RE.findall(ln))
+    if words < 4:
+        return False
+    return not (_ITEM_RE.match(ln) and words < 8 and "\n" not in ln)
+
+
+def _dup_fracs(items: list[str], repeats: Callable[[str], bool] | None = None) -> tuple[float, float]:
+    """Gopher duplicate fractions: (duplicate items / items, chars in duplicates / chars).
+
+    `repeats(item)`: whether a duplicate of this item counts (layout lines do not); asked once
+    per distinct duplicated item, so the check costs nothing on the unique majority.
+    """
     if not items:
         return 0.0, 0.0
     seen: set[str] = set()
+    verdict: dict[str, bool] = {}
     n_dup = c_dup = 0
     for it in items:
         if it in seen:
-            n_dup += 1
-            c_dup += len(it)
+            counts = verdict.get(it)
+            if counts is None:
+                counts = verdict[it] = repeats is None or repeats(it)
+            if counts:
+                n_dup += 1
+                c_dup += len(it)
         else:
             seen.add(it)
     total = sum(len(x) for x in items) or 1
@@ -145,11 +177,12 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     if not reasoning and not answer:
         # Only a raw completion: take the think block if there is one.
         completion, _ = safe_text(inp.completion)
-        cut = completion.rfind("</think>")
-        reasoning, answer = (completion[:cut].replace("<think>", "", 1), completion[cut + 8:]) if cut >= 0 else ("", completion)
+        sp = split_completion(completion, inp.think_format if inp.think_format in THINK_FORMATS else "auto")
+        reasoning, answer = sp.reasoning, sp.answer
     s: dict[str, Any] = {
         "domain": inp.domain if isinstance(inp.domain, str) else None,
         "language": inp.language if isinstance(inp.language, str) else None,
+        "bucket": inp.bucket if isinstance(inp.bucket, str) else None,
         "sanitized": sorted(set(fixes + f2)),
         "spans": {},
     }
@@ -172,17 +205,32 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
         s["spans"]["longest_paragraph"] = lspan
     # Any ``` counts, not only at a line start: a CoT flattened into one paragraph keeps its code.
     fences = [m.start() for m in _FENCE_RE.finditer(reasoning)] if "```" in reasoning else []
-    s["code_blocks"] = (len(fences) + 1) // 2
-    if fences:
-        s["spans"]["code_block"] = ["reasoning", fences[0], fences[1] + 3 if len(fences) > 1 else len(reasoning)]
+    # Only blocks that hold code count: fenced column addition, long division or a 3×3 grid are
+    # layout (numbers, operators, single letters), not code.
+    n_code, first = 0, None
+    for i in range(0, len(fences), 2):
+        a = fences[i]
+        b = fences[i + 1] + 3 if i + 1 < len(fences) else len(reasoning)
+        body = reasoning[a + 3:b - 3 if i + 1 < len(fences) else b]
+        nl = body.find("\n")
+        body = body[nl + 1:] if nl >= 0 else body  # drop the info string ("python")
+        if _CODE_WORD_RE.search(body):
+            n_code += 1
+            first = first or [a, b]
+    s["code_blocks"] = n_code
+    if first:
+        s["spans"]["code_block"] = ["reasoning", *first]
 
     # Lines of at least three tokens: "\\[", "\\]", "---" and "$$" repeat in every math CoT and
     # are layout, not repetition (Gopher counted web-text lines, where such lines are rare).
+    # Only repeats of prose count: "\\[", "\\]", "$$" and restated expressions ("x = 2 + 3") are
+    # layout, and so are table/array rows ("1 & 0 \\\\", "| a | b |") and short enumeration items
+    # ("- Eyes: 1 option"), which repeat in every careful solution (Gopher counted web-text lines).
     lines = [ln for ln in (x.strip() for x in reasoning.split("\n")) if ln.count(" ") >= 2]
     s["n_lines"] = len(lines)
-    s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines)
+    s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines, _is_prose_line)
     paras = [reasoning[a:b].strip() for a, b in para_spans]
-    s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras)
+    s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras, _is_prose_line)
     # Repetition loop: the most repeated line, or opening (first 48 characters) among sentences of at
     # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
     # endings vary.
@@ -241,10 +289,11 @@ def decide(s: Mapping[str, Any], t: ReadabilityThresholds) -> tuple[bool, str | 
         return False, "duplicate_lines"
     if over("dup_para_frac", t.max_dup_para_frac) or over("dup_para_char_frac", t.max_dup_para_char_frac):
         return False, "duplicate_paragraphs"
-    if (over("top_2gram_frac", t.max_top_2gram_frac) or over("top_3gram_frac", t.max_top_3gram_frac)
-            or over("top_4gram_frac", t.max_top_4gram_frac)):
+    long_enough = t.min_words_for_ngram_checks is None or s.get("reasoning_words", 0) >= t.min_words_for_ngram_checks
+    if long_enough and (over("top_2gram_frac", t.max_top_2gram_frac) or over("top_3gram_frac", t.max_top_3gram_frac)
+                        or over("top_4gram_frac", t.max_top_4gram_frac)):
         return False, "top_ngram_repetition"
-    if over("dup_5gram_frac", t.max_dup_5gram_frac):
+    if long_enough and over("dup_5gram_frac", t.max_dup_5gram_frac):
         return False, "duplicate_ngrams"
     if over("reflections_per_kword", t.max_reflections_per_kword):
         return False, "reflection_loop"

@@ -34,7 +34,7 @@ EXPECTED = {
     # the real completion repeated: its </think> repeats too, and so does every line
     "ten_mb": {"format": (False, "think_tags_repeated"), "readability": (False, "repetition_loop"), "language_mixing": (True, None)},
     "nul_bytes": {"format": (True, None), "readability": (True, None), "language_mixing": (True, None)},
-    "lone_surrogates": {"format": (False, "missing_boxed_answer"), "readability": (True, None), "language_mixing": (True, None)},
+    "lone_surrogates": {"format": (False, "missing_final_answer"), "readability": (True, None), "language_mixing": (True, None)},
     "only_latex": {"format": (True, None), "readability": (False, "missing_summary"), "language_mixing": (True, None)},
     "not_strings": {"format": (False, "field_not_text"), "readability": (True, None), "language_mixing": (True, None)},
 }

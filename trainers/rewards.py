@@ -15,9 +15,10 @@ error into a silent 0.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from filters.split import split_completion
 
 RewardFn = Callable[..., list[float]]
 REWARDS: dict[str, RewardFn] = {}
@@ -53,19 +54,20 @@ def _column(columns: dict[str, Any], name: str, reward: str, n: int) -> list[Any
 # Format
 # --------------------------------------------------------------------------------------------
 
-# One think block with some non-space reasoning, then a non-empty answer; no second <think> anywhere.
-_TEXT = r"(?:(?!</?think>).)*(?:(?!</?think>)\S)(?:(?!</?think>).)*"  # non-blank text without think tags
-_THINK = re.compile(rf"^\s*<think>(?P<reasoning>{_TEXT})</think>\s*(?P<answer>{_TEXT})$", re.DOTALL)
-_THINK_OPENED = re.compile(rf"^(?P<reasoning>{_TEXT})</think>\s*(?P<answer>{_TEXT})$", re.DOTALL)
-
-
 @register_reward("format")
 def think_format_reward(prompts: Sequence[Any], completions: Sequence[str], *, think_opened_in_prompt: bool = False,
                         **_: Any) -> list[float]:
     """1.0 when the completion is one non-empty think block followed by a non-empty answer (R1's
-    format reward), else 0.0. `think_opened_in_prompt`: the template already emitted `<think>`."""
-    pattern = _THINK_OPENED if think_opened_in_prompt else _THINK
-    return [1.0 if pattern.match(c) else 0.0 for c in completions]
+    format reward), else 0.0. `think_opened_in_prompt`: the template already emitted `<think>`.
+    The split is `filters.split.split_completion`, the one the filters and verifiers use."""
+    fmt = "prompt_opened" if think_opened_in_prompt else "think"
+    out = []
+    for c in completions:
+        sp = split_completion(c, fmt)
+        ok = (sp.think_closed is True and sp.problem is None and bool(sp.reasoning) and bool(sp.answer)
+              and (think_opened_in_prompt or c.lstrip().startswith("<think>")))
+        out.append(1.0 if ok else 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,8 +100,10 @@ def overlong_reward(prompts: Sequence[Any], completions: Sequence[str], *, compl
 
 
 def _answer_after_think(completion: str) -> str:
-    """The part after the last `</think>`; graders must not read an answer out of the reasoning."""
-    return completion.rsplit("</think>", 1)[1] if "</think>" in completion else completion
+    """The answer part (`filters.split`); graders must not read an answer out of the reasoning.
+    A think block that never closed has no answer: the empty string, which grades as unparseable."""
+    sp = split_completion(completion)
+    return sp.answer if sp.think_closed is not False else ""
 
 
 @register_reward("accuracy")
@@ -151,8 +155,9 @@ def _code_pass_rate(answer_text: str, tests: Any, entry_point: str | None) -> fl
 
 
 def _reasoning(completion: str) -> str:
-    body = completion.split("<think>", 1)[1] if "<think>" in completion else completion
-    return body.split("</think>", 1)[0]
+    sp = split_completion(completion)
+    # No markers at all: the whole completion is what the model wrote, judge all of it.
+    return sp.reasoning if sp.think_closed is not None else sp.answer
 
 
 @register_reward("language_consistency")

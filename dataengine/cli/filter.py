@@ -65,6 +65,9 @@ def filter_cmd(ctx: click.Context, config_path: Path | None, only: str | None, r
     )
     for key, n in list(res["reasons"].items())[:15]:
         click.echo(f"  {n:>8}  {key}")
+    for bucket, b in res.get("by_bucket", {}).items():
+        top = ", ".join(f"{k} {n}" for k, n in list(b["reasons"].items())[:3])
+        click.echo(f"  {bucket}: {b['in']} in, {b['out']} passed" + (f" (top: {top})" if top else ""))
     if res["in"]:
         console.print("[dim]funnel: dataengine sql \"select * from filter_funnel\"[/]")
 
@@ -92,8 +95,8 @@ def _filter_total(ws: Any, cfg: Any, only: str | None, rethreshold: bool, rescor
 @click.option("--sweep", "sweep_spec", required=True, metavar="PARAM=START:STOP:STEP",
               help="Threshold to sweep, e.g. min_reasoning_share=0.5:1:0.05.")
 @_CONFIG
-@click.option("--by", type=click.Choice(["all", "domain", "language"]), multiple=True,
-              help="Groups to print (default: all three).")
+@click.option("--by", type=click.Choice(["all", "bucket", "domain", "language"]), multiple=True,
+              help="Groups to print (default: all four; bucket: reasoning vs non_reasoning).")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write a PNG to the workspace artifacts.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON lines.")
 @click.pass_context
@@ -118,7 +121,7 @@ def tune(ctx: click.Context, filter_name: str, sweep_spec: str, config_path: Pat
     param, values = parse_sweep(sweep_spec)
     ws = workspace_from(ctx, create=False)
     rows = sweep(ws, load_config(config_path), filter_name, param, values)
-    kinds = set(by) or {"all", "domain", "language"}
+    kinds = set(by) or {"all", "bucket", "domain", "language"}
     shown = [r for r in rows if r.group.split("=")[0] in kinds]
     if as_json:
         for r in shown:

@@ -25,6 +25,7 @@ from typing import Any
 from dataengine.engines.base import Engine, GenerationRequest, SamplingParams
 from dataengine.records import content_hash
 from dataengine.verify.result import VerifyResult
+from filters.split import split_completion
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "templates" / "judge.jinja"
 _WORDS = {"EQUIVALENT": "correct", "DIFFERENT": "incorrect", "AMBIGUOUS": "unparseable"}
@@ -44,8 +45,7 @@ def parse_judge_reply(text: str) -> str | None:
     >>> parse_judge_reply("<think>is it equivalent?</think>They are not equivalent.")
     'DIFFERENT'
     """
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
+    text = split_completion(text).answer  # the one split: the reply after its think block
     found = _VERDICT_LINE.findall(text)
     if found:
         return found[-1].upper()

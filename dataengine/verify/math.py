@@ -41,6 +41,9 @@ from typing import Any
 
 from dataengine.verify.pool import DeadlinePool
 from dataengine.verify.result import VerifyResult
+from filters.answer import extract_final_answer as _extract
+from filters.answer import last_boxed_content, last_formula, last_phrase, last_sentence, locate_final_answer
+from filters.split import THINK_FORMATS, split_completion
 
 __all__ = [
     "MathOptions",
@@ -52,11 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 5.0
-
-# Markers after which the answer part starts / inside which it ends, for the formats we store.
-_THINK_OPEN = ("<think>", "<|begin_of_thought|>")
-_THINK_CLOSE = ("</think>", "<|end_of_thought|>")
-
 
 @dataclass(frozen=True)
 class MathOptions:
@@ -80,21 +78,12 @@ class ThinkNotClosed(ValueError):
 
 
 def answer_part(text: str) -> str:
-    """The text after the last closed think block; raises `ThinkNotClosed` for an open one."""
-    last_close = -1
-    close_len = 0
-    for marker in _THINK_CLOSE:
-        i = text.rfind(marker)
-        if i > last_close:
-            last_close, close_len = i, len(marker)
-    if last_close >= 0:
-        text = text[last_close + close_len :]
-    else:
-        for marker in _THINK_OPEN:
-            if marker in text:
-                raise ThinkNotClosed(marker)
-    text = text.replace("<|begin_of_solution|>", "").replace("<|end_of_solution|>", "")
-    return text
+    """The answer part of a completion (`filters.split.split_completion`: after the last closing
+    marker); raises `ThinkNotClosed` for a think block that never closed."""
+    sp = split_completion(text)
+    if sp.think_closed is False:
+        raise ThinkNotClosed(THINK_FORMATS[sp.think_format].open or sp.think_format)
+    return sp.answer
 
 
 def _trim(text: str) -> str:
@@ -107,115 +96,18 @@ def _trim(text: str) -> str:
         return str(e)  # the open marker alone: graded as think_not_closed
 
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
-_FINAL_PHRASE = re.compile(r"\b(?:final\s+answer|the\s+(?:final\s+)?answer)\s*(?:is\b|:|=)\s*", re.IGNORECASE)
-_FORMULAS = re.compile(
-    r"\$\$(?P<dd>.+?)\$\$|\\\[(?P<br>.+?)\\\]|\\\((?P<pa>.+?)\\\)|(?<![\\$])\$(?P<d>[^$\n]+?)\$",
-    re.DOTALL,
-)
-# Boxes separated by at most this much text ("\quad \text{and} \quad") form one answer: a model
-# that boxes each element of a set or each part of a tuple.
-_BOX_CLUSTER_GAP = 80
+# Extraction is `filters.answer` (shared with the format filter); these names are its call sites.
+_last_boxed_content = last_boxed_content
+_last_phrase = last_phrase
+_last_formula = last_formula
 # Math-Verify's own search (when ours finds nothing) sees at most this tail of the answer part.
 _SEARCH_TAIL = 4000
 
 
-def _balanced(text: str, start: int) -> tuple[str, int] | None:
-    """The content of the brace group opening at `text[start] == '{'`, and the index after it."""
-    depth = 0
-    for i in range(start, len(text)):
-        c = text[i]
-        if c == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif c == "}" and (i == 0 or text[i - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i], i + 1
-    return None
-
-
-def _boxes(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, content) of every complete `\\boxed{…}` / `\\boxed x` in `text`."""
-    out = []
-    for m in _BOXED.finditer(text):
-        j = m.end()
-        if j < len(text) and text[j] == "{":
-            got = _balanced(text, j)
-            if got is not None and got[0].strip():
-                out.append((m.start(), got[1], got[0].strip()))
-        else:
-            tok = re.match(r"[^\s$.,;{}]+", text[j:])
-            if tok:
-                out.append((m.start(), j + tok.end(), tok.group(0)))
-    return out
-
-
-def _last_boxed_content(text: str) -> str | None:
-    boxes = _boxes(text)
-    return boxes[-1][2] if boxes else None
-
-
-def _last_box_cluster(text: str) -> tuple[int, int, list[str]] | None:
-    boxes = _boxes(text)
-    if not boxes:
-        return None
-    start, end, content = boxes[-1]
-    parts = [content]
-    for b_start, b_end, b_content in reversed(boxes[:-1]):
-        gap = text[b_end:start]
-        if len(gap) > _BOX_CLUSTER_GAP or "\n\n" in gap:
-            break
-        start = b_start
-        parts.insert(0, b_content)
-    return start, end, parts
-
-
-def _strip_math_delims(s: str) -> str:
-    s = s.strip().rstrip(".").strip()
-    for a, b in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if s.startswith(a) and s.endswith(b) and len(s) > len(a) + len(b) - 1:
-            return s[len(a) : len(s) - len(b)].strip()
-    return s
-
-
-def _last_phrase(text: str) -> tuple[int, str] | None:
-    """(start, answer) of the last "final answer is …" phrasing, the answer up to the end of its
-    sentence (a math span is kept whole)."""
-    found = None
-    for m in _FINAL_PHRASE.finditer(text):
-        rest = text[m.end() :]
-        fm = re.match(r"\s*(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", rest, re.DOTALL)
-        cand = fm.group(1) if fm else re.split(r"\n|\.(?:\s|$)", rest, maxsplit=1)[0]
-        cand = _strip_math_delims(cand)
-        if cand and len(cand) <= 200:
-            found = (m.start(), cand)
-    return found
-
-
-def _last_formula(text: str) -> str | None:
-    found = None
-    for m in _FORMULAS.finditer(text):
-        body = next(g for g in m.groups() if g is not None).strip()
-        if body:
-            found = body
-    return found
-
-
 def _locate(text: str) -> tuple[str, str, str] | None:
-    """(answer, snippet for Math-Verify to parse, method), or None: let Math-Verify search.
-
-    The last box cluster wins, unless a "final answer is" phrasing comes after it (a model that
-    boxed intermediate results and then stated its answer).
-    """
-    cluster = _last_box_cluster(text)
-    phrase = _last_phrase(text)
-    if cluster is not None and (phrase is None or phrase[0] < cluster[1]):
-        start, end, parts = cluster
-        return ", ".join(parts), text[start:end], "boxed"
-    if phrase is not None:
-        # Math-Verify reads the phrase's sentence itself (units, `x = …`, "is 120 square units").
-        return phrase[1], text[phrase[0] : phrase[0] + 400], "final_answer_phrase"
-    return None
+    """(answer, snippet for Math-Verify to parse, method), or None: let Math-Verify search."""
+    got = locate_final_answer(text)
+    return (got.answer, got.snippet, got.method) if got else None
 
 
 def extract_final_answer(answer_text: str) -> str | None:
@@ -231,8 +123,7 @@ def extract_final_answer(answer_text: str) -> str | None:
         text = answer_part(answer_text)
     except ThinkNotClosed:
         return None
-    got = _locate(text)
-    return got[0] if got else _last_formula(text)
+    return _extract(text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +288,7 @@ def _choice_letter(gold: str) -> str | None:
 def _grade_choice(letter: str, text: str) -> VerifyResult:
     boxed = _last_boxed_content(text)
     phrase = _last_phrase(text)
-    target = boxed or (phrase[1] if phrase else None) or _last_formula(text) or text
+    target = boxed or (phrase[2] if phrase else None) or _last_formula(text) or text
     t = re.sub(r"\\text(?:bf)?\{(.*?)\}", r"\1", target).strip()
     m = re.match(r"^\(?([A-E])\)?(?:\s|$|[.:])", t) or re.search(r"\(([A-E])\)", t)
     if m is None:
@@ -429,11 +320,18 @@ def _grade_local(gold: str, answer_text: str, opts: MathOptions) -> VerifyResult
     if located is not None:
         answer, snippet, method = located
         pred = _parse(_normalise_notation(snippet), opts.match_types)
+    if not pred and answer is not None and not re.search(r"[\d\\$]", answer):
+        # A stated answer in words ("the answer is a keyhole"): never an earlier number instead.
+        return VerifyResult("unparseable", answer, {"reason": "answer_in_words", "method": method})
     if not pred and text.strip():
         # No box and no phrasing (or nothing Math-Verify can read in them): let it search the end
         # of the answer part itself; it takes the last formula or number, and knows units and
-        # percentages.
-        pred = _parse(_normalise_notation(text[-_SEARCH_TAIL:]), opts.match_types)
+        # percentages. The last sentence first when it states its number in words ("is three").
+        last = last_sentence(text)
+        if not text.rstrip().endswith(last):
+            pred = _parse(_normalise_notation(last), opts.match_types)
+        if not pred:
+            pred = _parse(_normalise_notation(text[-_SEARCH_TAIL:]), opts.match_types)
         method, answer = "last_formula", None
     if not pred:
         return VerifyResult("unparseable", answer, {"reason": "no_answer_found", "method": method})
