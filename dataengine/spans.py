@@ -5,7 +5,7 @@ A filter may record it: a generic ``scores["span"] = [part, start, end]``, or a 
 other reason the span is located here from the reason and the text, so `sample` never falls
 back to "the start of the reasoning" (which showed nothing of why a trace was rejected).
 
->>> locate_span("format", "missing_boxed_answer", {}, {"completion": "x", "reasoning": "r", "answer": "So 55 liters."})
+>>> locate_span("format", "missing_final_answer", {}, {"completion": "x", "reasoning": "r", "answer": "So 55 liters."})
 ('answer', 0, 13)
 """
 

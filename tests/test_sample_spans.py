@@ -45,7 +45,7 @@ def test_every_reason_on_real_traces_has_a_span(filtered) -> None:  # type: igno
 
 
 def test_missing_answer_points_at_the_end_of_the_answer(filtered) -> None:  # type: ignore[no-untyped-def]
-    found = rejected_samples(filtered, "missing_boxed_answer", 5, "format")
+    found = rejected_samples(filtered, "missing_final_answer", 5, "format")
     assert found
     for smp in found:
         assert smp.part == "answer" and smp.span is not None and smp.span[1] == len(smp.text)
