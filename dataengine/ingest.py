@@ -585,14 +585,15 @@ def _ingest(ws: Workspace, path: Path, fmt: str, opts: IngestOptions, cfg: Inges
     source = opts.source or path.name
     report = IngestReport(run.run_id, source)
     mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
-    if opts.think_format == "auto" and fmt != "hub":
-        detected = detect_file_think_format(path, mapper, cfg, opts)
-        if detected is not None:
-            report.think_format = detected
-            opts = replace(opts, think_format=detected)
-            mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
     asm = Assembler(ws, opts.kind, cfg, report, replace=opts.replace)
     try:
+        # Inside the try: a file that cannot be read (a corrupt Parquet) fails here, recorded failed.
+        if opts.think_format == "auto" and fmt != "hub":
+            detected = detect_file_think_format(path, mapper, cfg, opts)
+            if detected is not None:
+                report.think_format = detected
+                opts = replace(opts, think_format=detected)
+                mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
         for block in _mapped_blocks(path, fmt, mapper, cfg, opts):
             asm.add(block)
             if progress is not None:
