@@ -19,8 +19,15 @@ quickstart: setup
 	$(DE) --workspace $(WS) run examples/quickstart.yaml
 
 # Both suites: the main one (vLLM tests skip there, vLLM is not installed) and the `vllm`-marked
-# tests in their own venv.
-test: test-main test-vllm
+# tests in their own venv. The vLLM venv's install is mostly download, so it runs in the background
+# while the main suite runs (its log: .venv-vllm.log); the vllm tests run after, alone.
+test: setup chromium
+	@$(MAKE) --no-print-directory setup-vllm >.venv-vllm.log 2>&1 & echo $$! >.venv-vllm.pid
+	@$(MAKE) --no-print-directory test-main; rc=$$?; \
+	  wait $$(cat .venv-vllm.pid) 2>/dev/null; \
+	  while kill -0 $$(cat .venv-vllm.pid) 2>/dev/null; do sleep 2; done; \
+	  test -f $(VLLM_VENV)/.installed || { echo "make setup-vllm failed:"; tail -30 .venv-vllm.log; exit 1; }; \
+	  $(MAKE) --no-print-directory test-vllm && exit $$rc
 
 test-main: setup chromium
 	$(PY) -m pytest -q -p no:cacheprovider
