@@ -2,8 +2,10 @@
 -- not qualify for the mix (`excluded` is null when it does). Used by dataengine.mix.assemble.
 --
 -- Stages whose table is empty have not run and constrain nothing ($filters_active, $verify_active,
--- $dedup_active say which ran). Filters and verdicts apply to the reasoning bucket only: the
--- non-reasoning pool is reused SFT data that no verifier can check.
+-- $dedup_active say which ran). Filter verdicts apply to both buckets (each bucket is scored by its
+-- own profile: an SFT row needs no think block, but readability and language still apply);
+-- verdicts and the selection apply to the reasoning bucket only: the non-reasoning pool is reused
+-- SFT data that no verifier can check.
 -- The order key md5(seed:trace_id) makes the choice deterministic for a seed and independent of
 -- shard order; a trace with chain-of-thought augmentation sorts first among its prompt's traces.
 -- When a selection is used ($select_active, its name $selection), a reasoning trace qualifies only
@@ -63,7 +65,7 @@ judged as (
             when $max_completion_tokens is not null and b.completion_tokens > $max_completion_tokens then 'too_many_tokens'
             when b.bucket = 'reasoning' and $filters_active and $require_filtered
                  and coalesce(f.n_counted, 0) < greatest(len($filters), 1) then 'unfiltered'
-            when b.bucket = 'reasoning' and not coalesce(f.passed, true) then 'filter_failed'
+            when not coalesce(f.passed, true) then 'filter_failed'
             when b.bucket = 'reasoning' and $verify_active and $require_verified and v.trace_id is null then 'unverified'
             when b.bucket = 'reasoning' and v.trace_id is not null
                  and (($verify_all and v.n_ok < v.n) or (not $verify_all and (v.n_ok = 0 or v.n_incorrect > 0))) then 'verify_rejected'

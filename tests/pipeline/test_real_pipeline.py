@@ -123,6 +123,23 @@ def test_rejection_sampling_exports_only_selected_reasoning(verified: Path, shar
                            "and (not coalesce(think_closed, false) or coalesce(finish_reason, 'stop') = 'length' "
                            "or answer = '')", {"ids": sorted(reasoning)}).fetchone()[0]
     assert open_or_cut == 0
+    # nor an answer that stops mid-sentence, mid-formula or in a partial token (the format filter's
+    # truncation verdicts, checked here on the exported text itself)
+    from filters.truncation import truncation_reason
+
+    answers = ws.query("select trace_id, answer from traces where trace_id in (select unnest($ids))",
+                       {"ids": sorted(reasoning)}).fetchall()
+    cut = [(tid, reason) for tid, a in answers if (reason := truncation_reason(a or "")[0]) is not None]
+    assert cut == []
+    # buckets are scored by their own profile: no SFT row is asked for a think block or a boxed
+    # answer, and every exported non-reasoning row passed its (non-reasoning) filters
+    wrong_profile = ws.query("select count(*) from filter_results f join traces t using (trace_id) "
+                             "where t.metadata->>'bucket' = 'non_reasoning' "
+                             "and f.reason in ('no_think_block', 'think_not_closed', 'missing_final_answer')").fetchone()[0]
+    assert wrong_profile == 0
+    plain_failed = ws.query("select count(*) from filter_results where trace_id in (select unnest($ids)) and not passed",
+                            {"ids": sorted(r["trace_id"] for r in plain)}).fetchone()[0]
+    assert plain_failed == 0
     # non-reasoning rows were skipped by the verifiers, never graded against a missing reference
     graded = ws.query("select count(*) from verifications v join traces t using (trace_id) "
                       "where t.metadata->>'bucket' = 'non_reasoning' and v.details->>'reason' in ('no_tests', 'no_reference')"
