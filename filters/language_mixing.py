@@ -61,6 +61,12 @@ class LanguageMixingThresholds(Thresholds):
     # Any word in a script the target language does not use (Chinese characters in an English
     # CoT) is mixing: the three real cases in ../shared/data are 4-character Chinese insertions.
     max_foreign_script_words: int | None = field(default=0, metadata={"help": "words in another script than the target's (reasoning + answer)"})
+    # R1 filters mixed languages in the chain of thought. An SFT row's answer may be a translation
+    # or name foreign titles (125 real SFT rows were rejected so), so in the non_reasoning bucket
+    # only the reasoning share applies (rows with an added CoT).
+    by_bucket: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "non_reasoning": {"max_foreign_script_words": None, "min_answer_share": None}},
+        metadata={"help": "per-bucket profile (non_reasoning: only the reasoning's language share)"})
     max_same_script_foreign_words: int | None = field(default=None, metadata={"help": "words of another same-script language (e.g. Spanish in English); off by default, the share covers it"})
 
 

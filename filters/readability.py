@@ -66,6 +66,9 @@ class ReadabilityThresholds(Thresholds):
     min_words_for_ngram_checks: int | None = field(default=300, metadata={"help": "reasoning shorter than this (words) skips the top-n-gram and duplicate-5-gram checks (short worked solutions restate their names and numbers)"})
     max_reflections_per_kword: float | None = field(default=None, metadata={"help": "'wait'/'let me check again' phrases per 1,000 words (off by default: long CoT reflects a lot)"})
     min_summary_words: int | None = field(default=1, metadata={"help": "words after the reasoning (the R1 summary); 0/None: no check"})
+    # SFT rows (non_reasoning bucket) have no reasoning, so no summary after it to ask for.
+    by_bucket: dict[str, dict[str, Any]] = field(default_factory=lambda: {"non_reasoning": {"min_summary_words": None}},
+                                                 metadata={"help": "per-bucket profile (non_reasoning: no summary rule)"})
 
 
 def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
