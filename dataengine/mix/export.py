@@ -34,12 +34,14 @@ prompt is in both splits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -232,15 +234,21 @@ EXPORT_OWNED = ("hf", "data", "jsonl", "images", ".arrow_tmp", ".duckdb_tmp", "R
 
 
 class _RollingWriter:
-    """Size-bounded shards of one split in one format; renamed to `-NNNNN-of-NNNNN` when done."""
+    """Size-bounded shards of one split in one format; renamed to `-NNNNN-of-NNNNN` when done.
+
+    `fmt`: parquet, jsonl, or arrow (an IPC stream file of the `save_to_disk` layout: shards named
+    `data-NNNNN-of-NNNNN.arrow` in the split's own folder, see `hf_disk.py`).
+    """
 
     def __init__(self, folder: Path, split: str, fmt: str, shard_bytes: int):
         self.folder, self.split, self.fmt, self.shard_bytes = folder, split, fmt, shard_bytes
         folder.mkdir(parents=True, exist_ok=True)
         self.paths: list[Path] = []
         self._pq: pq.ParquetWriter | None = None
+        self._ipc: pa.ipc.RecordBatchStreamWriter | None = None
         self._fh: Any = None
         self._bytes = 0
+        self._rows = 0
         self.schema: pa.Schema | None = None  # the layout's; taken from the first table written
 
     def _open(self) -> None:
@@ -249,13 +257,20 @@ class _RollingWriter:
         if self.fmt == "parquet":
             self._pq = pq.ParquetWriter(path, self.schema or EXPORT_SCHEMA, compression="zstd")
         else:
-            self._fh = open(path, "wb")
+            self._fh = pa.OSFile(str(path), "wb") if self.fmt == "arrow" else open(path, "wb")
+            if self.fmt == "arrow":
+                from dataengine.mix.hf_disk import features_schema
+
+                self._ipc = pa.ipc.new_stream(self._fh, features_schema(self.schema or EXPORT_SCHEMA))
         self._bytes = 0
 
     def _close(self) -> None:
         if self._pq is not None:
             self._pq.close()
             self._pq = None
+        if self._ipc is not None:
+            self._ipc.close()
+            self._ipc = None
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -267,22 +282,45 @@ class _RollingWriter:
         if self.fmt == "parquet":
             assert self._pq is not None
             self._pq.write_table(table)
+        elif self.fmt == "arrow":
+            assert self._ipc is not None
+            self._ipc.write_table(table)  # the features metadata travels in the stream's schema
         else:
             import polars as pl  # its NDJSON writer is native; json.dumps per row is the slow path
 
             pl.from_arrow(table).write_ndjson(self._fh)
         self._bytes += nbytes
+        self._rows += table.num_rows
         if self._bytes >= self.shard_bytes:
             self._close()
 
+    def abort(self) -> None:
+        """Close open files after a failure (the staging folder is removed whole)."""
+        # a half-written shard may refuse to close; it is discarded with the folder
+        with contextlib.suppress(Exception):
+            self._close()
+
     def finish(self) -> list[Path]:
+        if self.fmt == "arrow" and not self._rows and self._ipc is not None:
+            # datasets builds a table from the stream's batches: an empty split needs one empty batch
+            self._ipc.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema or EXPORT_SCHEMA))
         self._close()
         final = []
         for i, p in enumerate(self.paths):
-            dst = self.folder / f"{self.split}-{i:05d}-of-{len(self.paths):05d}.{self.fmt}"
-            os.replace(p, dst)
-            final.append(dst)
+            name = (f"data-{i:05d}-of-{len(self.paths):05d}.arrow" if self.fmt == "arrow"
+                    else f"{self.split}-{i:05d}-of-{len(self.paths):05d}.{self.fmt}")
+            os.replace(p, self.folder / name)
+            final.append(self.folder / name)
+        if self.fmt == "arrow":
+            from dataengine.mix.hf_disk import write_split_meta
+
+            write_split_meta(self.folder, self.schema or EXPORT_SCHEMA, [p.name for p in final])
         return final
+
+
+def _write_parts(items: list[tuple[_RollingWriter, pa.Table, int]]) -> None:
+    for w, part, nbytes in items:
+        w.write(part, nbytes)
 
 
 def latest_mix_id(ws: Workspace) -> str:
@@ -312,8 +350,26 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     run = ws.start_run("export", {**asdict(ecfg), "mix_id": mix_id, "out_dir": str(final)})
     t0 = time.perf_counter()
     writers: dict[tuple[str, str], _RollingWriter] = {}
-    arrow_sinks: dict[str, tuple[Any, pa.RecordBatchStreamWriter]] = {}
+    fmts = [f for f, name in (("parquet", "parquet"), ("jsonl", "jsonl"), ("arrow", "datasets")) if name in ecfg.formats]
+
+    def writer(split: str, fmt: str) -> _RollingWriter:
+        if (split, fmt) not in writers:
+            folder = out / {"parquet": "data", "jsonl": "jsonl", "arrow": f"hf/{split}"}[fmt]
+            writers[(split, fmt)] = _RollingWriter(folder, split, fmt, ecfg.shard_bytes)
+        return writers[(split, fmt)]
+
     stats: dict[str, Any] = {"rows": Counter(), "by_bucket_domain": Counter(), "tokens": {}, "estimated": 0}
+    # Each format's writer runs on its own thread (Parquet's zstd, the IPC and NDJSON writers
+    # release the GIL), while the main thread reads and builds the next batch: one batch in
+    # flight per writer keeps the shards in order and memory bounded.
+    pool = ThreadPoolExecutor(max_workers=max(1, len(fmts)), thread_name_prefix="export-write")
+    pending: list[Future[None]] = []
+
+    def drain() -> None:
+        for f in pending:
+            f.result()
+        pending.clear()
+
     con = ws.connect()
     try:
         con.execute("set enable_progress_bar = false")  # it writes to stdout, which is the CLI's output
@@ -335,6 +391,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
             domains = table.column("domain").to_pylist()
             ntok = table.column("num_tokens").to_numpy()
             stats["estimated"] += int(pc.sum(table.column("num_tokens_estimated")).as_py() or 0)
+            parts = []
             for split in sorted(set(splits.tolist())):
                 mask = splits == split
                 part = table.filter(pa.array(mask)) if not mask.all() else table
@@ -342,52 +399,43 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
                     if m:
                         stats["by_bucket_domain"][(split, b, d)] += 1
                 stats["rows"][split] += part.num_rows
-                nbytes = part.nbytes
-                for fmt in ("parquet", "jsonl"):
-                    if fmt in ecfg.formats:
-                        key = (split, fmt)
-                        if key not in writers:
-                            writers[key] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), split, fmt,
-                                                          ecfg.shard_bytes)
-                        writers[key].write(part, nbytes)
-                if "datasets" in ecfg.formats:
-                    if split not in arrow_sinks:
-                        (out / ".arrow_tmp").mkdir(exist_ok=True)
-                        sink = pa.OSFile(str(out / ".arrow_tmp" / f"{split}.arrow"), "wb")
-                        arrow_sinks[split] = (sink, pa.ipc.new_stream(sink, layout_schema(ecfg.layout)))
-                    arrow_sinks[split][1].write_table(part)
+                parts.append((split, part, part.nbytes))
             for b in set(buckets):
                 sel = np.array([x == b for x in buckets])
                 stats["tokens"].setdefault(b, []).extend(ntok[sel].tolist())
+            drain()
+            for fmt in fmts:
+                # one task per format: a format's shards are written by one thread, in order
+                pending.append(pool.submit(_write_parts, [(writer(split, fmt), part, nbytes)
+                                                          for split, part, nbytes in parts]))
+        drain()
+        if not stats["rows"]:  # an empty mix still exports a loadable (empty) train split
+            empty = layout_schema(ecfg.layout).empty_table()
+            for fmt in fmts:
+                writer("train", fmt).write(empty, 0)
+        files: dict[str, list[str]] = {}
+        for (_split, fmt), w in sorted(writers.items()):
+            paths = w.finish()
+            if fmt != "arrow":
+                files.setdefault(fmt, []).extend(str(p.relative_to(out)) for p in paths)
     except BaseException:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True)
+        for w in writers.values():
+            w.abort()
         shutil.rmtree(out, ignore_errors=True)  # the staging folder; the previous export is untouched
         run.finish({"in": 0, "out": sum(stats["rows"].values())}, status="failed")
         raise
     finally:
+        pool.shutdown(wait=True)
         con.close()
         shutil.rmtree(out / ".duckdb_tmp", ignore_errors=True)
 
-    if not stats["rows"]:  # an empty mix still exports a loadable (empty) train split
-        empty = layout_schema(ecfg.layout).empty_table()
-        for fmt in ("parquet", "jsonl"):
-            if fmt in ecfg.formats:
-                writers[("train", fmt)] = _RollingWriter(out / ("data" if fmt == "parquet" else "jsonl"), "train", fmt,
-                                                         ecfg.shard_bytes)
-                writers[("train", fmt)].write(empty, 0)
-        if "datasets" in ecfg.formats:
-            (out / ".arrow_tmp").mkdir(exist_ok=True)
-            sink = pa.OSFile(str(out / ".arrow_tmp" / "train.arrow"), "wb")
-            arrow_sinks["train"] = (sink, pa.ipc.new_stream(sink, layout_schema(ecfg.layout)))
-            # datasets needs one (empty) record batch in the stream to build a table from it
-            arrow_sinks["train"][1].write_batch(pa.RecordBatch.from_pylist([], schema=layout_schema(ecfg.layout)))
-    files: dict[str, list[str]] = {}
-    for (_split, fmt), w in sorted(writers.items()):
-        files.setdefault(fmt, []).extend(str(p.relative_to(out)) for p in w.finish())
-    for sink, writer in arrow_sinks.values():
-        writer.close()
-        sink.close()
-    if "datasets" in ecfg.formats:
-        _save_to_disk(out, sorted(arrow_sinks), ecfg.shard_bytes)
+    if "arrow" in fmts:
+        from dataengine.mix.hf_disk import write_dataset_dict
+
+        write_dataset_dict(out / "hf", sorted({s for s, f in writers if f == "arrow"}))
         files["datasets"] = ["hf"]
 
     trainer_files = write_trainer_files(out, ecfg, files, ecfg.card_title)
@@ -445,19 +493,6 @@ def _sum_by(counter: Counter[tuple[str, str, str]], idx: int) -> dict[str, int]:
     for key, n in counter.items():
         out[key[idx]] += n
     return dict(out)
-
-
-def _save_to_disk(out: Path, splits: list[str], shard_bytes: int) -> None:
-    """Memory-map the streamed Arrow files as datasets and `save_to_disk` them as a DatasetDict."""
-    import datasets
-
-    tmp = out / ".arrow_tmp"
-    dd = datasets.DatasetDict({s: datasets.Dataset.from_file(str(tmp / f"{s}.arrow")) for s in splits})
-    # Shard counts computed here rather than max_shard_size: datasets makes 0 shards of an empty split.
-    num_shards = {s: max(1, -(-dd[s].data.nbytes // shard_bytes)) for s in dd}
-    dd.save_to_disk(str(out / "hf"), num_shards=num_shards)
-    del dd
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def push_to_hub(out: Path, repo_id: str, token: str, private: bool = True) -> str:
