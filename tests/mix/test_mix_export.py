@@ -57,6 +57,11 @@ def test_export_loads_with_exactly_the_selected_rows_and_schema(exported):
     assert {s: pq[s].num_rows for s in pq} == {s: dd[s].num_rows for s in dd}
     assert pq["train"]["trace_id"] == dd["train"]["trace_id"]
     assert len(out["files"]["parquet"]) > 2  # size-bounded shards
+    # hf/ is written in one pass as save_to_disk's layout, size-bounded like the others
+    hf_train = sorted(p.name for p in (folder / "hf" / "train").glob("*.arrow"))
+    assert len(hf_train) > 2 and hf_train[0] == f"data-00000-of-{len(hf_train):05d}.arrow"
+    assert json.loads((folder / "hf" / "dataset_dict.json").read_text())["splits"] == ["test", "train"]
+    assert dd["train"][:]["messages"] == pq["train"][:]["messages"]
     n_jsonl = sum(len(Path(folder, p).read_text(encoding="utf-8").splitlines()) for p in out["files"]["jsonl"])
     assert n_jsonl == mix["rows"]
     first = json.loads(Path(folder, out["files"]["jsonl"][0]).read_text(encoding="utf-8").splitlines()[0])
