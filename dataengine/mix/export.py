@@ -38,9 +38,12 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -318,6 +321,49 @@ class _RollingWriter:
         return final
 
 
+def _prefetched(rows: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """`rows` produced on a thread of its own, `depth` batches ahead: the DuckDB scan and the
+    Arrow gathers of the next batches (both release the GIL) overlap building and writing this one.
+    Closing the generator (an error downstream) stops the producer and waits for it."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in rows:
+                while not stop.is_set():
+                    try:
+                        q.put(("row", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            q.put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(("error", e))
+        finally:
+            if hasattr(rows, "close"):
+                rows.close()  # runs ordered_rows' cleanup (its temp files) on this thread
+
+    t = threading.Thread(target=produce, name="export-read", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+        t.join()
+
+
 def _write_parts(items: list[tuple[_RollingWriter, pa.Table, int]]) -> None:
     for w, part, nbytes in items:
         w.write(part, nbytes)
@@ -364,6 +410,7 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
     # flight per writer keeps the shards in order and memory bounded.
     pool = ThreadPoolExecutor(max_workers=max(1, len(fmts)), thread_name_prefix="export-write")
     pending: list[Future[None]] = []
+    rows_in: Any = None  # the reading thread's generator: closed before its connection
 
     def drain() -> None:
         for f in pending:
@@ -381,7 +428,8 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         # A quarter of the memory limit per partition of text: a partition is copied about three
         # times on its way to the writers (sorted, joined into messages, encoded).
         part_bytes = memory_bytes(ecfg.duckdb_memory_limit) // 4
-        for batch in ordered_rows(con, mix_id, ecfg.batch_rows, part_bytes, tmp / "sort"):
+        rows_in = _prefetched(ordered_rows(con, mix_id, ecfg.batch_rows, part_bytes, tmp / "sort"))
+        for batch in rows_in:
             table, copies = build_batch(batch, ecfg.system_prompt)
             if (copies != 1).any():  # upsampled rows: repeat them in place
                 table = table.take(pa.array(np.repeat(np.arange(table.num_rows), copies)))
@@ -429,6 +477,8 @@ def run_export(ws: Workspace, cfg: PipelineConfig, out_dir: str | Path, *, token
         raise
     finally:
         pool.shutdown(wait=True)
+        if rows_in is not None:
+            rows_in.close()
         con.close()
         shutil.rmtree(out / ".duckdb_tmp", ignore_errors=True)
 
