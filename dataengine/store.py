@@ -25,6 +25,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import socket
@@ -244,6 +245,13 @@ class Workspace:
         on `leases/<name>.lock`; the kernel drops it when its holder exits, so a crashed or killed
         holder loses it at once (no stale-lease timeout to tune). `wait=False` raises instead.
         """
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # A spawned worker is re-running the parent's main script, which calls a stage at
+            # import time: the lease is the parent's, so the worker would wait on it forever.
+            raise WorkspaceError(
+                f"lease {name!r} taken while a worker process imports the main script: a script "
+                "that runs a stage at top level must guard it with `if __name__ == \"__main__\":` "
+                "(stages start worker processes with spawn, which re-imports the main module)")
         folder = self.root / "leases"
         folder.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
