@@ -277,6 +277,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                        "completion_length_max": float(lengths.max()),
                        "truncated": float(truncated.double().mean()), "groups_kept": float(keep.double().mean()),
                        "grad_norm": float(grad_norm), "lr": lr,
+                       "completion_tokens": dist.all_sum(float(lengths.sum())),
                        "tokens_per_s": float(lengths.sum()) * dist.world / (time.perf_counter() - t0),
                        "step_s": time.perf_counter() - t0, **stats}
             if vllm_rollout is not None:
