@@ -77,7 +77,8 @@ def completion_logps(model: torch.nn.Module, prompt: torch.Tensor, prompt_mask: 
     logits = logits[:, :-1].float() / temperature  # [B, Lc, V] position t predicts completion token t
     logp_all = logits.log_softmax(-1)  # [B, Lc, V]
     logps = logp_all.gather(-1, completion.unsqueeze(-1)).squeeze(-1)  # [B, Lc]
-    entropy = -(logp_all.exp() * logp_all).sum(-1).detach()  # [B, Lc]
+    with torch.no_grad():  # a metric: no autograd record of the [B, Lc, V] products
+        entropy = -(logp_all.exp() * logp_all).sum(-1)  # [B, Lc]
     return logps, entropy
 
 
