@@ -107,3 +107,32 @@ def test_rollouts_carry_the_sampled_ids_of_the_live_model(tiny_qwen):
         model.lm_head.weight.zero_()  # tied to the embeddings: logits all 0, sampling is uniform
     again = engine.generate([req])[0].completions
     assert [c.text for c in again] != [c.text for c in comps]
+
+
+def test_rollouts_prefill_each_prompt_once_and_sample_the_same(tiny_qwen, gsm8k_prompts):
+    """n samples per prompt share one prefill of the prompt (its KV cache copied per sample): with the
+    same seed they are token for token the samples of prefilling every copy (`num_return_sequences`),
+    on real GSM8K prompts of different lengths (left padding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dataengine.engines.base import GenerationRequest, SamplingParams
+    from dataengine.engines.transformers_engine import TransformersEngine
+    from trainers.rollout import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    engine = TransformersEngine.from_model(AutoModelForCausalLM.from_pretrained(tiny_qwen).eval(), tok, batch_size=3)
+    questions = [json.loads(line)["prompt"] for line in gsm8k_prompts.read_text().splitlines()[:3]]
+    params = SamplingParams(n=5, temperature=1.0, top_p=1.0, max_tokens=12)
+    reqs = [GenerationRequest(f"p{i}", prompt=render_prompt(tok, [{"role": "user", "content": q}], 256)[0], params=params)
+            for i, q in enumerate(questions)]
+    assert len({len(tok(r.prompt)["input_ids"]) for r in reqs}) > 1  # left padding is exercised
+    calls = []
+    shared = engine._shared_prefill
+    engine._shared_prefill = lambda enc, n, kw: calls.append(n) or shared(enc, n, kw)
+    torch.manual_seed(7)
+    a = [c.token_ids for r in engine.generate(reqs) for c in r.completions]
+    engine._shared_prefill = lambda enc, n, kw: enc  # the plain path: generate prefills n copies
+    torch.manual_seed(7)
+    b = [c.token_ids for r in engine.generate(reqs) for c in r.completions]
+    assert calls == [5] and len(a) == 15
+    assert a == b
