@@ -176,9 +176,11 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
     sampling = SamplingParams(n=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p,
                               max_tokens=cfg.max_completion_length)
     G = cfg.num_generations
-    # One forward per prompt for its G completions (completion_logps). Single process only: FSDP2 and
-    # gradient checkpointing (no cache) keep one forward over prompt + completion per row.
-    share_prompts = G > 1 and dist.world == 1 and not getattr(model, "is_gradient_checkpointing", False)
+    # One forward per prompt for its G completions (completion_logps). Single process, full attention
+    # only: FSDP2, gradient checkpointing (no cache) and sliding-window layers keep one forward over
+    # prompt + completion per row.
+    share_prompts = (G > 1 and dist.world == 1 and not getattr(model, "is_gradient_checkpointing", False)
+                     and all(t == "full_attention" for t in getattr(model.config, "layer_types", None) or ["full_attention"]))
 
     def save(name: str | None = None) -> Path:
         return save_checkpoint(out, step, model, tok, optimizer, scheduler, cfg, dist,
