@@ -179,7 +179,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
     # One forward per prompt for its G completions (completion_logps). Single process, full attention
     # only: FSDP2, gradient checkpointing (no cache) and sliding-window layers keep one forward over
     # prompt + completion per row.
-    share_prompts = (G > 1 and dist.world == 1 and not getattr(model, "is_gradient_checkpointing", False)
+    share_prompts = (G > 1 and dist.world == 1 and not cfg.gradient_checkpointing
                      and all(t == "full_attention" for t in getattr(model.config, "layer_types", None) or ["full_attention"]))
 
     def save(name: str | None = None) -> Path:
