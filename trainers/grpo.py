@@ -64,20 +64,41 @@ def pad_left(seqs: list[list[int]], value: int) -> torch.Tensor:
 
 def completion_logps(model: torch.nn.Module, prompt: torch.Tensor, prompt_mask: torch.Tensor,
                      completion: torch.Tensor, completion_mask: torch.Tensor,
-                     temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+                     temperature: float, prompt_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs and entropies of the completion tokens under `model`, at the sampling
-    temperature (the distribution the tokens were drawn from)."""
-    input_ids = torch.cat([prompt, completion], dim=1)  # [B, Lp + Lc]
-    attention = torch.cat([prompt_mask, completion_mask], dim=1)  # [B, Lp + Lc]
-    # Left padding: positions count real tokens only, as `generate` numbered them.
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)  # [B, Lp + Lc]
+    temperature (the distribution the tokens were drawn from).
+
+    `prompt_index` [B]: `prompt`/`prompt_mask` hold each distinct prompt once ([P, Lp]) and completion
+    row b continues prompt `prompt_index[b]`. The G completions of a group then share one forward of
+    their prompt (its keys and values copied per completion, gradients summed back through the copy)
+    instead of G forwards of the same tokens: the same log-probs and gradients for about
+    (P * Lp + B * Lc) / (B * (Lp + Lc)) of the tokens."""
     n = completion.size(1)
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
-                   logits_to_keep=n + 1, use_cache=False).logits  # [B, Lc + 1, V]
-    logits = logits[:, :-1].float() / temperature  # [B, Lc, V] position t predicts completion token t
+    if prompt_index is None:
+        input_ids = torch.cat([prompt, completion], dim=1)  # [B, Lp + Lc]
+        attention = torch.cat([prompt_mask, completion_mask], dim=1)  # [B, Lp + Lc]
+        # Left padding: positions count real tokens only, as `generate` numbered them.
+        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)  # [B, Lp + Lc]
+        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                       logits_to_keep=n + 1, use_cache=False).logits[:, :-1]  # [B, Lc, V]
+    else:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
+        p_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # [P, Lp]
+        last = model(input_ids=prompt, attention_mask=prompt_mask, position_ids=p_pos, cache=cache,
+                     use_cache=True, logits_to_keep=1).logits  # [P, 1, V] predicts completion token 0
+        cache.batch_select_indices(prompt_index)  # [B, heads, Lp, d] per layer
+        attention = torch.cat([prompt_mask[prompt_index], completion_mask], dim=1)  # [B, Lp + Lc]
+        c_pos = (attention.cumsum(-1) - 1).clamp(min=0)[:, prompt.size(1):]  # [B, Lc]
+        rest = model(input_ids=completion[:, :-1], attention_mask=attention[:, :-1], position_ids=c_pos[:, :-1],
+                     cache=cache, use_cache=True).logits  # [B, Lc - 1, V] predicts completion tokens 1..
+        logits = torch.cat([last[prompt_index], rest], dim=1)  # [B, Lc, V]
+    logits = logits.float() / temperature  # [B, Lc, V] position t predicts completion token t
     logp_all = logits.log_softmax(-1)  # [B, Lc, V]
     logps = logp_all.gather(-1, completion.unsqueeze(-1)).squeeze(-1)  # [B, Lc]
-    entropy = -(logp_all.exp() * logp_all).sum(-1).detach()  # [B, Lc]
+    with torch.no_grad():  # a metric: no autograd record of the [B, Lc, V] products
+        entropy = -(logp_all.exp() * logp_all).sum(-1)  # [B, Lc]
     return logps, entropy
 
 
@@ -155,6 +176,11 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
     sampling = SamplingParams(n=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p,
                               max_tokens=cfg.max_completion_length)
     G = cfg.num_generations
+    # One forward per prompt for its G completions (completion_logps). Single process, full attention
+    # only: FSDP2, gradient checkpointing (no cache) and sliding-window layers keep one forward over
+    # prompt + completion per row.
+    share_prompts = (G > 1 and dist.world == 1 and not cfg.gradient_checkpointing
+                     and all(t == "full_attention" for t in getattr(model.config, "layer_types", None) or ["full_attention"]))
 
     def save(name: str | None = None) -> Path:
         return save_checkpoint(out, step, model, tok, optimizer, scheduler, cfg, dist,
@@ -217,13 +243,23 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         micro = []
         for s in range(0, len(idx), cfg.micro_batch_size):
             part = idx[s : s + cfg.micro_batch_size]
-            prompt = pad_left([p_ids[i] for i in part], tok.pad_token_id)  # [b, Lp]
             completion = pad_right([c_ids[i] for i in part], tok.pad_token_id)  # [b, Lc]
             c_mask = pad_right([[1] * len(c_ids[i]) for i in part], 0)  # [b, Lc]
-            batch = {"prompt": prompt, "prompt_mask": (pad_left([[1] * len(p_ids[i]) for i in part], 0)),
+            index = None
+            if share_prompts and completion.size(1) > 1:  # each prompt once, its completions point at it
+                first: dict[int, int] = {}
+                for i in part:
+                    first.setdefault(i // G, len(first))
+                rows_p = [p_ids[g * G] for g in first]
+                index = torch.tensor([first[i // G] for i in part])  # [b]
+            else:
+                rows_p = [p_ids[i] for i in part]
+            batch = {"prompt": pad_left(rows_p, tok.pad_token_id), "prompt_mask": pad_left([[1] * len(r) for r in rows_p], 0),
                      "completion": completion, "completion_mask": c_mask,
                      "loss_mask": c_mask * torch.tensor(loss_mask_rows[s : s + len(part)])[:, None],
                      "advantages": advantages[part].float()}
+            if index is not None:
+                batch["prompt_index"] = index
             if s_logps is not None:
                 batch["sampling_logps"] = pad_right_float([s_logps[i] for i in part])  # [b, Lc]
             micro.append({k: v.to(dist.device) for k, v in batch.items()})
@@ -231,7 +267,8 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         # old (sampling-time) and reference log-probs: no grad
         with torch.no_grad(), autocast(dist, cfg.bf16):
             for mb in micro:
-                args = (mb["prompt"], mb["prompt_mask"], mb["completion"], mb["completion_mask"], cfg.temperature)
+                args = (mb["prompt"], mb["prompt_mask"], mb["completion"], mb["completion_mask"], cfg.temperature,
+                        mb.get("prompt_index"))
                 mb["old_logps"] = completion_logps(model, *args)[0] if cfg.num_iterations > 1 else None
                 mb["ref_logps"] = completion_logps(ref_model, *args)[0] if ref_model is not None else None
 
@@ -244,7 +281,8 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
         for _ in range(cfg.num_iterations):
             for mb in micro:
                 with autocast(dist, cfg.bf16):
-                    args = (mb["prompt"], mb["prompt_mask"], mb["completion"], mb["completion_mask"], cfg.temperature)
+                    args = (mb["prompt"], mb["prompt_mask"], mb["completion"], mb["completion_mask"], cfg.temperature,
+                            mb.get("prompt_index"))
                     logps, entropy = completion_logps(model, *args)
                     loss, m = grpo_loss(logps, mb["old_logps"], mb["ref_logps"], mb["advantages"], mb["loss_mask"],
                                         loss_type=cfg.loss_type, eps_low=cfg.epsilon_low, eps_high=cfg.epsilon_high,
@@ -277,6 +315,7 @@ def train_grpo(cfg: GRPOConfig, *, stop_after: int | None = None) -> dict[str, A
                        "completion_length_max": float(lengths.max()),
                        "truncated": float(truncated.double().mean()), "groups_kept": float(keep.double().mean()),
                        "grad_norm": float(grad_norm), "lr": lr,
+                       "completion_tokens": dist.all_sum(float(lengths.sum())),
                        "tokens_per_s": float(lengths.sum()) * dist.world / (time.perf_counter() - t0),
                        "step_s": time.perf_counter() - t0, **stats}
             if vllm_rollout is not None:

@@ -193,7 +193,7 @@ def train_sft(cfg: SFTConfig, *, stop_after: int | None = None) -> dict[str, Any
         if step % cfg.log_every == 0 or step == total_steps:
             dt = time.perf_counter() - t0
             metrics = {"loss": dist.all_sum(loss_sum), "lr": lr, "grad_norm": float(grad_norm),
-                       "tokens_per_s": dist.all_sum(n_tokens) / dt, "step_s": dt, "epoch": epoch + cursor / max(1, len(epoch_plan))}
+                       "tokens": dist.all_sum(n_tokens), "tokens_per_s": dist.all_sum(n_tokens) / dt, "step_s": dt, "epoch": epoch + cursor / max(1, len(epoch_plan))}
             if evals and cfg.eval_every and step % cfg.eval_every == 0:
                 metrics["eval_loss"] = eval_loss
             logger.log(step, metrics)

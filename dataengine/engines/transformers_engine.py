@@ -122,11 +122,13 @@ class TransformersEngine(Engine):
         }
         if sample:
             gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()  # [batch]
         with torch.inference_mode():
+            if per_prompt > 1 and enc["input_ids"].shape[1] > 1 and not self.lm.config.is_encoder_decoder:
+                enc = self._shared_prefill(enc, per_prompt, gen_kwargs)
             out = self.lm.generate(**enc, **gen_kwargs)  # [batch * n, prompt_len + new]
         new = out[:, enc["input_ids"].shape[1] :].tolist()  # [batch * n, new]
         elapsed = time.perf_counter() - t0
-        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()  # [batch]
         results = []
         for b, req in enumerate(reqs):
             comps = []
@@ -135,6 +137,23 @@ class TransformersEngine(Engine):
             results.append(GenerationResult(req.request_id, comps, prompt_tokens=int(prompt_lens[b]),
                                             latency_s=elapsed, rendered_prompt=texts[b]))
         return results
+
+    def _shared_prefill(self, enc: Any, n: int, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The n samples of a prompt share it: run each prompt (all but its last token) once and give
+        every sample a copy of its KV cache, instead of `num_return_sequences` prefilling the same prompt
+        n times (GRPO: G completions per prompt; the prompt is most of the rollout's compute). Returns
+        the inputs expanded to n rows per prompt, in `num_return_sequences` order; `generate` then runs
+        only the last prompt token and the new ones. Positions as `generate` numbers left-padded rows."""
+        from transformers import DynamicCache
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]  # [b, Lp]
+        position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # [b, Lp]
+        cache = DynamicCache(config=self.lm.config)
+        self.lm(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids[:, :-1],
+                cache=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(n)  # [b * n, heads, Lp - 1, d] per layer
+        gen_kwargs.update(cache=cache, num_return_sequences=1)
+        return {"input_ids": ids.repeat_interleave(n, dim=0), "attention_mask": mask.repeat_interleave(n, dim=0)}
 
     def _completion(self, ids: list[int], params: SamplingParams) -> Completion:
         end = next((j for j, t in enumerate(ids) if t in self.eos_ids), None)

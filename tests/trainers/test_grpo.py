@@ -107,3 +107,68 @@ def test_rollouts_carry_the_sampled_ids_of_the_live_model(tiny_qwen):
         model.lm_head.weight.zero_()  # tied to the embeddings: logits all 0, sampling is uniform
     again = engine.generate([req])[0].completions
     assert [c.text for c in again] != [c.text for c in comps]
+
+
+def test_rollouts_prefill_each_prompt_once_and_sample_the_same(tiny_qwen, gsm8k_prompts):
+    """n samples per prompt share one prefill of the prompt (its KV cache copied per sample): with the
+    same seed they are token for token the samples of prefilling every copy (`num_return_sequences`),
+    on real GSM8K prompts of different lengths (left padding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dataengine.engines.base import GenerationRequest, SamplingParams
+    from dataengine.engines.transformers_engine import TransformersEngine
+    from trainers.rollout import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    engine = TransformersEngine.from_model(AutoModelForCausalLM.from_pretrained(tiny_qwen).eval(), tok, batch_size=3)
+    questions = [json.loads(line)["prompt"] for line in gsm8k_prompts.read_text().splitlines()[:3]]
+    params = SamplingParams(n=5, temperature=1.0, top_p=1.0, max_tokens=12)
+    reqs = [GenerationRequest(f"p{i}", prompt=render_prompt(tok, [{"role": "user", "content": q}], 256)[0], params=params)
+            for i, q in enumerate(questions)]
+    assert len({len(tok(r.prompt)["input_ids"]) for r in reqs}) > 1  # left padding is exercised
+    calls = []
+    shared = engine._shared_prefill
+    engine._shared_prefill = lambda enc, n, kw: calls.append(n) or shared(enc, n, kw)
+    torch.manual_seed(7)
+    a = [c.token_ids for r in engine.generate(reqs) for c in r.completions]
+    engine._shared_prefill = lambda enc, n, kw: enc  # the plain path: generate prefills n copies
+    torch.manual_seed(7)
+    b = [c.token_ids for r in engine.generate(reqs) for c in r.completions]
+    assert calls == [5] and len(a) == 15
+    assert a == b
+
+
+def test_shared_prompt_forward_gives_the_same_logps_and_gradients(tiny_qwen, gsm8k_prompts):
+    """completion_logps with each prompt once (prompt_index) equals one forward over prompt + completion
+    per row: log-probs, entropies and every parameter's gradient, with left-padded real prompts and
+    right-padded completions of different lengths."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainers.grpo import completion_logps, pad_left, pad_right
+    from trainers.rollout import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen, dtype=torch.float32).train()
+    questions = [json.loads(line)["prompt"] for line in gsm8k_prompts.read_text().splitlines()[:3]]
+    prompts = [render_prompt(tok, [{"role": "user", "content": q}], 256)[1] for q in questions]
+    assert len({len(p) for p in prompts}) > 1
+    G = 3
+    gen = torch.Generator().manual_seed(0)
+    comps = [torch.randint(0, len(tok), (int(n),), generator=gen).tolist()
+             for n in torch.randint(2, 9, (len(prompts) * G,), generator=gen)]
+    completion, c_mask = pad_right(comps, tok.pad_token_id), pad_right([[1] * len(c) for c in comps], 0)
+    weights = torch.randn(completion.shape, generator=gen)
+
+    def run(prompt_rows, index):
+        model.zero_grad()
+        logps, entropy = completion_logps(model, pad_left(prompt_rows, tok.pad_token_id),
+                                          pad_left([[1] * len(p) for p in prompt_rows], 0), completion, c_mask, 0.7, index)
+        (logps * weights * c_mask).sum().backward()
+        return logps.detach() * c_mask, entropy * c_mask, {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    full = run([p for p in prompts for _ in range(G)], None)
+    shared = run(prompts, torch.arange(len(prompts)).repeat_interleave(G))
+    assert torch.allclose(full[0], shared[0], atol=1e-5), (full[0] - shared[0]).abs().max()
+    assert torch.allclose(full[1], shared[1], atol=1e-4)
+    for k, g in full[2].items():
+        assert torch.allclose(g, shared[2][k], atol=1e-5, rtol=1e-4), k

@@ -123,3 +123,41 @@ def test_bad_dataset_rows_are_named(tiny_qwen, tmp_path):
     nocol.write_text('{"text": "hello"}\n')
     with pytest.raises(ValueError, match="no 'messages' column"):
         train_sft(sft_config(tiny_qwen, nocol, tmp_path / "o2"))
+
+
+def test_one_step_matches_a_reference_step(tiny_qwen, messages_dataset, tmp_path):
+    """Step 1 of train_sft equals a step written out by hand: transformers' own loss (mean next-token
+    cross-entropy over assistant tokens) on the same batch, clipping, and torch's unfused AdamW."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainers.data import load_table
+
+    cfg = sft_config(tiny_qwen, messages_dataset, tmp_path / "run", max_steps=1, grad_accum=1, packing=False,
+                     batch_size=4, warmup_steps=0, warmup_ratio=0.0, lr=1e-3, weight_decay=0.1)
+    result = train_sft(cfg)
+    (row,) = [r for r in read_metrics(cfg.output_dir) if "loss" in r]
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen, dtype=torch.float32).train()
+    examples = [tokenize_chat(tok, m, cfg.max_length) for m in load_table(str(messages_dataset))["messages"]]
+    rows = plan_micro_batches([len(e["input_ids"]) for e in examples], 4, cfg.max_length, False, cfg.seed, 0)[0]
+    batch = collate(examples, rows, tok.pad_token_id, packing=False)
+    assert row["tokens"] == sum(len(examples[i]["input_ids"]) for r in rows for i in r)  # non-pad, prompt included
+    torch.manual_seed(cfg.seed)
+    loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    assert abs(loss.item() - row["loss"]) < 1e-5, (loss.item(), row["loss"])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=1e-3, betas=(cfg.adam_beta1, cfg.adam_beta2), foreach=False, fused=False)
+    opt.step()
+    after = load_file(Path(result["final"]) / "model.safetensors")
+    ref = model.state_dict()
+    moved = 0
+    for k, v in after.items():
+        assert torch.allclose(v, ref[k], atol=1e-6, rtol=1e-5), k
+        moved += int(not torch.equal(v, load_file(Path(tiny_qwen) / "model.safetensors")[k]))
+    assert moved == len(after)
