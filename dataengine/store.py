@@ -43,7 +43,7 @@ from dataengine.schema import TABLES, TableSpec
 
 CATALOG = "catalog.duckdb"
 # Bumped when the view definitions change shape, so old catalogs are refreshed on open.
-CATALOG_VERSION = "2"
+CATALOG_VERSION = "3"
 ENV_WORKSPACE = "DATAENGINE_WORKSPACE"
 
 
@@ -163,12 +163,23 @@ class Workspace:
                     cols.append(pa.array([written] * rows.num_rows, type=f.type))
                 else:
                     cols.append(pa.nulls(rows.num_rows, type=f.type))
-            return pa.Table.from_arrays(cols, schema=spec.schema)
+            tbl = pa.Table.from_arrays(cols, schema=spec.schema)
+            for text, source in spec.text_spans:
+                i = tbl.schema.get_field_index
+                kept, starts, lens = store_spans(*(tbl.column(c).to_pylist() for c in (
+                    source, text, f"{text}_start", f"{text}_len")), last=text == "answer")
+                tbl = tbl.set_column(i(text), text, pa.array(kept, STR_T))
+                tbl = tbl.set_column(i(f"{text}_start"), f"{text}_start", pa.array(starts, pa.int32()))
+                tbl = tbl.set_column(i(f"{text}_len"), f"{text}_len", pa.array(lens, pa.int32()))
+            return tbl
         names = spec.schema.names
         unknown = {k for r in rows[:1] for k in r} - set(names)
         if unknown:
             raise WorkspaceError(f"table {spec.name}: unknown columns {sorted(unknown)}")
         data = {n: [r.get(n) for r in rows] for n in names if n != "written_at"}
+        for text, source in spec.text_spans:
+            data[text], data[f"{text}_start"], data[f"{text}_len"] = store_spans(
+                data[source], data[text], data[f"{text}_start"], data[f"{text}_len"], last=text == "answer")
         data["written_at"] = [written] * len(rows)
         return pa.Table.from_pydict(data, schema=spec.schema)
 
@@ -393,6 +404,79 @@ class Workspace:
 
 
 STALE_TMP_S = 24 * 3600
+STR_T = pa.string()
+_INT32_MAX = 2**31 - 1
+
+
+def store_spans(
+    source: list[str | None], text: list[str | None], starts: list[int | None], lens: list[int | None], last: bool
+) -> tuple[list[str | None], list[int | None], list[int | None]]:
+    """Text stored once: each `text` that occurs in its row's `source` becomes (start, len) in code
+    points and is not stored again; one that does not (or a NULL) is kept as it is.
+
+    Any occurrence returns the same string, so the first (`last`: the last one, where an answer
+    lies) is taken. A row that comes with a span already (copied from a shard) keeps it.
+    """
+    kept: list[str | None] = []
+    out_s: list[int | None] = []
+    out_l: list[int | None] = []
+    for src, t, s0, n0 in zip(source, text, starts, lens, strict=True):
+        if t is None or src is None:
+            kept.append(t)
+            out_s.append(s0 if t is None else None)
+            out_l.append(n0 if t is None else None)
+            continue
+        i = src.rfind(t) if last else src.find(t)
+        if i < 0 or i + len(t) > _INT32_MAX:
+            kept.append(t)
+            out_s.append(None)
+            out_l.append(None)
+        else:
+            kept.append(None)
+            out_s.append(i)
+            out_l.append(len(t))
+    return kept, out_s, out_l
+
+
+def span_columns(spec: TableSpec) -> list[str]:
+    """The stored span columns of `spec` (hidden by its views)."""
+    return [f"{t}_{x}" for t, _s in spec.text_spans for x in ("start", "len")]
+
+
+def text_span_sql(text: str, source: str) -> str:
+    """The view expression of a spanned text column: the span of `source`, or the stored text
+    (old shards, and rows whose text is not a substring). DuckDB's substr counts code points,
+    like Python's str indexes."""
+    return (f"case when {text}_start is null then {text} "
+            f"else substr({source}, {text}_start + 1, {text}_len) end")
+
+
+def derive_text(tbl: pa.Table, spec: TableSpec, columns: Sequence[str]) -> pa.Table:
+    """`tbl` (read from shards of `spec`, with the span columns when the shard has them) with the
+    spanned text columns in `columns` filled in, as the views return them."""
+    for text, source in spec.text_spans:
+        if text not in columns or f"{text}_start" not in tbl.column_names:
+            continue
+        src, kept = tbl.column(source).to_pylist(), tbl.column(text).to_pylist()
+        starts, lens = tbl.column(f"{text}_start").to_pylist(), tbl.column(f"{text}_len").to_pylist()
+        full = [k if s is None else c[s : s + n] for c, k, s, n in zip(src, kept, starts, lens, strict=True)]
+        tbl = tbl.set_column(tbl.schema.get_field_index(text), text, pa.array(full, STR_T))
+    return tbl
+
+
+def read_shard_columns(path: str | os.PathLike[str], table: str, columns: Sequence[str],
+                       batch_size: int = 1024) -> Iterator[pa.RecordBatch]:
+    """Batches of `columns` of one shard of `table`, spanned text derived (what a direct Parquet
+    reader of a table must use instead of `ParquetFile.iter_batches`)."""
+    spec = TABLES[table]
+    pf = pq.ParquetFile(path)
+    have = set(pf.schema_arrow.names)
+    need = list(columns)
+    for text, source in spec.text_spans:
+        if text in columns and f"{text}_start" in have:
+            need += [c for c in (source, f"{text}_start", f"{text}_len") if c not in need]
+    for rb in pf.iter_batches(batch_size=batch_size, columns=need):
+        yield from derive_text(pa.Table.from_batches([rb]), spec, columns).select(list(columns)).combine_chunks().to_batches()
 
 
 def tmp_tag() -> str:
@@ -430,8 +514,9 @@ def table_view_sql(spec: TableSpec, folder: Path) -> list[str]:
     """
     glob = str(folder / "*.parquet").replace("'", "''")
     source = f"read_parquet('{glob}', union_by_name=true, filename=true, file_row_number=true)"
-    replace = ", ".join(f"try_cast({c} as JSON) as {c}" for c in spec.json_columns)
-    select = "select * exclude (filename, file_row_number)"
+    replace = ", ".join([f"try_cast({c} as JSON) as {c}" for c in spec.json_columns]
+                        + [f"{text_span_sql(t, src)} as {t}" for t, src in spec.text_spans])
+    select = f"select * exclude ({', '.join(['filename', 'file_row_number', *span_columns(spec)])})"
     select += f" replace ({replace})" if replace else ""
     history = f"create or replace view {spec.name}_history as {select} from {source}"
     if spec.latest_wins or spec.unique:
