@@ -251,7 +251,7 @@ def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64
                 break
             if len(raw) > max_row_bytes and not raw.endswith(b"\n"):
                 if buf:
-                    yield b"".join(buf), first
+                    yield b"\n".join(buf), first
                     buf, size = [], 0
                 total = len(raw)
                 head = raw
