@@ -37,7 +37,7 @@ import pyarrow as pa
 from dataengine.config import section
 from dataengine.readers import RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
 from dataengine.records import THINK_FORMATS, Prompt, Trace, split_completion, trace_id_for
-from dataengine.store import Workspace, iter_batches
+from dataengine.store import Workspace, iter_batches, store_row_spans
 
 Kind = Literal["traces", "prompts"]
 
@@ -393,7 +393,8 @@ class RowMapper:
                 think_format=self.opts.think_format, finish_reason=finish, run_id=self.run_id,
                 metadata=meta, trace_id="-",
             )
-            traces.append(t.to_row())
+            # Spans computed here, in the worker: the completion alone travels back (issue 15).
+            traces.append(store_row_spans("traces", t.to_row()))
         return self._prompt_row(prompt), traces
 
     def _prompt_row(self, p: Prompt) -> dict[str, Any]:
@@ -669,7 +670,9 @@ def detect_file_think_format(path: Path, mapper: RowMapper, cfg: IngestConfig, o
     in the prompt: every row is prompt-opened, the truncated ones (no marker at all) included,
     which row by row would read as `none` (a short answer with no reasoning).
     """
-    return _detect_head(path, mapper, cfg, opts, sample_rows)[0]
+    detected, head = _detect_head(path, mapper, cfg, opts, sample_rows)
+    head.close()
+    return detected
 
 
 @dataclass
@@ -678,8 +681,13 @@ class _Head:
     after them instead of reading and mapping them a second time."""
 
     block: Block
-    items: int  # input items (rows and row errors) it holds
-    last_line: int  # the line of the last one (0: none)
+    last_line: int  # the line of the last row it holds (0: none)
+    rest: Iterator[tuple[int, Any]]  # the reader, open after those rows
+
+    def close(self) -> None:
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
 
     def resplit(self, think_format: str) -> None:
         """Re-split the traces as a mapper of `think_format` would have (only the split depends on it)."""
@@ -687,23 +695,25 @@ class _Head:
             for t in traces:
                 s = split_completion(t["completion"], think_format)
                 t.update(reasoning=s.reasoning, answer=s.answer, think_closed=s.think_closed, think_format=s.think_format)
+                store_row_spans("traces", t)
 
 
 def _detect_head(path: Path, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions,
                  sample_rows: int = 2000) -> tuple[str | None, _Head]:
     items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
     seen: Counter[str] = Counter()
-    taken: list[tuple[int, Any]] = []
     try:
         taken = list(islice(items, sample_rows))
-    finally:
+        block = mapper.map_items(taken)
+    except BaseException:
         close = getattr(items, "close", None)
         if close is not None:
             close()
-    block = mapper.map_items(taken)
+        raise
     for _line, _prompt, traces in block.mapped:
         seen.update(t["think_format"] for t in traces)
-    head = _Head(block, len(taken), taken[-1][0] if taken else 0)
+    # The reader stays open: the in-process main pass goes on from where detection stopped.
+    head = _Head(block, taken[-1][0] if taken else 0, items)
     if seen["prompt_opened"] and not seen["think"] and not seen["sky_t1"]:
         return "prompt_opened", head
     return None, head
@@ -717,13 +727,21 @@ def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, o
         yield head.block
     workers = cfg.workers or os.cpu_count() or 1
     if fmt == "jsonl" and workers > 1 and path.stat().st_size >= cfg.parallel_min_bytes:
+        if head is not None:
+            head.close()
         yield from _parallel_jsonl(path, mapper, cfg, workers, head.last_line if head is not None else 0)
         return
-    items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
     if head is not None:
-        items = islice(items, head.items, None)
-    for chunk in iter_batches(items, 2000):
-        yield mapper.map_items(chunk)
+        items = head.rest
+    else:
+        items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
+    try:
+        for chunk in iter_batches(items, 2000):
+            yield mapper.map_items(chunk)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: int, after_line: int = 0) -> Iterator[Block]:

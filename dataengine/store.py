@@ -421,21 +421,30 @@ def store_spans(
     out_s: list[int | None] = []
     out_l: list[int | None] = []
     for src, t, s0, n0 in zip(source, text, starts, lens, strict=True):
-        if t is None or src is None:
-            kept.append(t)
-            out_s.append(s0 if t is None else None)
-            out_l.append(n0 if t is None else None)
-            continue
-        i = src.rfind(t) if last else src.find(t)
-        if i < 0 or i + len(t) > _INT32_MAX:
-            kept.append(t)
-            out_s.append(None)
-            out_l.append(None)
-        else:
-            kept.append(None)
-            out_s.append(i)
-            out_l.append(len(t))
+        k, s, n = span_of(src, t, last) if t is not None else (None, s0, n0)
+        kept.append(k)
+        out_s.append(s)
+        out_l.append(n)
     return kept, out_s, out_l
+
+
+def span_of(source: str | None, text: str | None, last: bool) -> tuple[str | None, int | None, int | None]:
+    """(text kept, start, len) of one row (see `store_spans`)."""
+    if text is None or source is None:
+        return text, None, None
+    i = source.rfind(text) if last else source.find(text)
+    if i < 0 or i + len(text) > _INT32_MAX:
+        return text, None, None
+    return None, i, len(text)
+
+
+def store_row_spans(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its spanned text replaced by spans, in place (a writer that ships rows to
+    another process sends the text once)."""
+    for text, source in TABLES[table].text_spans:
+        if row.get(text) is not None:
+            row[text], row[f"{text}_start"], row[f"{text}_len"] = span_of(row.get(source), row[text], text == "answer")
+    return row
 
 
 def span_columns(spec: TableSpec) -> list[str]:
