@@ -166,3 +166,24 @@ def test_old_workspace_with_full_text_shards_still_reads(tmp_path, shared_data):
         for rb in read_shard_columns(shard, "traces", ["trace_id", "reasoning"]):
             direct.update(zip(rb.column(0).to_pylist(), rb.column(1).to_pylist()))
     assert direct == {k: v[0] for k, v in got.items()}
+
+
+def test_span_of_finds_a_true_occurrence_or_keeps_the_text():
+    """The probe-and-confirm search: any span it returns reads back the text; None only when absent."""
+    import random
+
+    from dataengine.store import span_of
+
+    rng = random.Random(7)
+    alphabet = "ab😀中 \n𝔸"
+    for _ in range(20_000):
+        src = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120)))
+        i = rng.randint(0, len(src))
+        j = rng.randint(i, len(src))
+        text = src[i:j] if rng.random() < 0.9 else src[i:j] + "zz"
+        for last in (False, True):
+            kept, start, n = span_of(src, text, last)
+            if kept is None:
+                assert start is not None and start >= 0 and src[start : start + n] == text
+            else:
+                assert kept == text and text not in src
