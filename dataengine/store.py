@@ -12,6 +12,10 @@ workers on many machines must append at once, and a kill -9 mid-write must leave
 written. A rename is atomic, so a shard is either complete or absent; `*.parquet.tmp` leftovers of
 a killed writer are never matched by the views' globs.
 
+Text stored once (issue 15): a `traces` shard keeps `reasoning` and `answer` as code-point spans of
+`completion` (`TableSpec.text_spans`); the views derive the text with substr, and code that reads
+shards without DuckDB goes through `read_shard_columns`. Shards written before keep their text.
+
 >>> ws = Workspace.init("/tmp/doctest-ws")                       # doctest: +SKIP
 >>> ws.write_shard("prompts", [Prompt("1+1?").to_row()])          # doctest: +SKIP
 >>> ws.query("select count(*) from prompts").fetchone()           # doctest: +SKIP
