@@ -36,8 +36,8 @@ import pyarrow as pa
 
 from dataengine.config import section
 from dataengine.readers import RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
-from dataengine.records import THINK_FORMATS, Prompt, Trace, trace_id_for
-from dataengine.store import Workspace, iter_batches
+from dataengine.records import THINK_FORMATS, Prompt, Trace, split_completion, trace_id_for
+from dataengine.store import Workspace, iter_batches, store_row_spans
 
 Kind = Literal["traces", "prompts"]
 
@@ -58,7 +58,10 @@ class IngestConfig:
     strict: bool = field(default=False, metadata={"help": "exit non-zero when any row is quarantined"})
     workers: int = field(default=0, metadata={"help": "processes decoding large JSONL files (0: one per core)"})
     block_bytes: int = field(default=4 << 20, metadata={"help": "JSONL bytes handed to a worker at a time"})
-    parallel_min_bytes: int = field(default=32 << 20, metadata={"help": "JSONL files smaller than this are read in-process"})
+    # Worker processes cost CPU (each imports pyarrow/duckdb, ~0.6 CPU-s, and every row is pickled
+    # twice): on an 82 MB R1-length file 2 workers took 2x the CPU-seconds of one process for
+    # 1.5x less wall time. Below this size one process is the cheaper way.
+    parallel_min_bytes: int = field(default=256 << 20, metadata={"help": "JSONL files smaller than this are read in-process (workers cost CPU; they only buy wall time)"})
 
     def validate(self) -> None:
         for name in ("shard_rows", "shard_bytes", "block_bytes", "max_row_bytes", "max_field_chars"):
@@ -393,7 +396,8 @@ class RowMapper:
                 think_format=self.opts.think_format, finish_reason=finish, run_id=self.run_id,
                 metadata=meta, trace_id="-",
             )
-            traces.append(t.to_row())
+            # Spans computed here, in the worker: the completion alone travels back (issue 15).
+            traces.append(store_row_spans("traces", t.to_row()))
         return self._prompt_row(prompt), traces
 
     def _prompt_row(self, p: Prompt) -> dict[str, Any]:
@@ -588,13 +592,15 @@ def _ingest(ws: Workspace, path: Path, fmt: str, opts: IngestOptions, cfg: Inges
     asm = Assembler(ws, opts.kind, cfg, report, replace=opts.replace)
     try:
         # Inside the try: a file that cannot be read (a corrupt Parquet) fails here, recorded failed.
+        head = None
         if opts.think_format == "auto" and fmt != "hub":
-            detected = detect_file_think_format(path, mapper, cfg, opts)
+            detected, head = _detect_head(path, mapper, cfg, opts)
             if detected is not None:
                 report.think_format = detected
                 opts = replace(opts, think_format=detected)
                 mapper = RowMapper(opts, cfg, source, str(path), run.run_id)
-        for block in _mapped_blocks(path, fmt, mapper, cfg, opts):
+                head.resplit(detected)
+        for block in _mapped_blocks(path, fmt, mapper, cfg, opts, head):
             asm.add(block)
             if progress is not None:
                 progress(report.rows_in)
@@ -667,39 +673,96 @@ def detect_file_think_format(path: Path, mapper: RowMapper, cfg: IngestConfig, o
     in the prompt: every row is prompt-opened, the truncated ones (no marker at all) included,
     which row by row would read as `none` (a short answer with no reasoning).
     """
+    detected, head = _detect_head(path, mapper, cfg, opts, sample_rows)
+    head.close()
+    return detected
+
+
+@dataclass
+class _Head:
+    """The first rows of a file, mapped while detecting its think format: the main pass starts
+    after them instead of reading and mapping them a second time."""
+
+    block: Block
+    last_line: int  # the line of the last row it holds (0: none)
+    rest: Iterator[tuple[int, Any]]  # the reader, open after those rows
+
+    def close(self) -> None:
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
+
+    def resplit(self, think_format: str) -> None:
+        """Re-split the traces as a mapper of `think_format` would have (only the split depends on it)."""
+        for _line, _prompt, traces in self.block.mapped:
+            for t in traces:
+                s = split_completion(t["completion"], think_format)
+                t.update(reasoning=s.reasoning, answer=s.answer, think_closed=s.think_closed, think_format=s.think_format)
+                store_row_spans("traces", t)
+
+
+def _detect_head(path: Path, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions,
+                 sample_rows: int = 2000) -> tuple[str | None, _Head]:
     items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
     seen: Counter[str] = Counter()
     try:
-        for _line, _prompt, traces in mapper.map_items(islice(items, sample_rows)).mapped:
-            seen.update(t["think_format"] for t in traces)
+        taken = list(islice(items, sample_rows))
+        block = mapper.map_items(taken)
+    except BaseException:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+        raise
+    for _line, _prompt, traces in block.mapped:
+        seen.update(t["think_format"] for t in traces)
+    # The reader stays open: the in-process main pass goes on from where detection stopped.
+    head = _Head(block, taken[-1][0] if taken else 0, items)
+    if seen["prompt_opened"] and not seen["think"] and not seen["sky_t1"]:
+        return "prompt_opened", head
+    return None, head
+
+
+def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions,
+                   head: _Head | None = None) -> Iterator[Block]:
+    """Mapped blocks in file order: from worker processes for big JSONL files, else in-process.
+    `head`: the file's first rows, already mapped (think format detection)."""
+    if head is not None:
+        yield head.block
+    workers = cfg.workers or os.cpu_count() or 1
+    if fmt == "jsonl" and workers > 1 and path.stat().st_size >= cfg.parallel_min_bytes:
+        if head is not None:
+            head.close()
+        yield from _parallel_jsonl(path, mapper, cfg, workers, head.last_line if head is not None else 0)
+        return
+    if head is not None:
+        items = head.rest
+    else:
+        items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
+    try:
+        for chunk in iter_batches(items, 2000):
+            yield mapper.map_items(chunk)
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()
-    if seen["prompt_opened"] and not seen["think"] and not seen["sky_t1"]:
-        return "prompt_opened"
-    return None
 
 
-def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, opts: IngestOptions) -> Iterator[Block]:
-    """Mapped blocks in file order: from worker processes for big JSONL files, else in-process."""
-    workers = cfg.workers or os.cpu_count() or 1
-    if fmt == "jsonl" and workers > 1 and path.stat().st_size >= cfg.parallel_min_bytes:
-        yield from _parallel_jsonl(path, mapper, cfg, workers)
-        return
-    items = read_rows(path, max_row_bytes=cfg.max_row_bytes, columns=opts.columns, split=opts.split)
-    for chunk in iter_batches(items, 2000):
-        yield mapper.map_items(chunk)
-
-
-def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: int) -> Iterator[Block]:
+def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: int, after_line: int = 0) -> Iterator[Block]:
+    """`after_line`: lines up to it are already mapped (a `_Head`), so they are not read again."""
     # spawn, not fork: the parent may hold threads (the shard writer, a Prefect runner).
     ctx = mp.get_context("spawn")
     pending: deque[Future[Block]] = deque()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         for item in jsonl_blocks(path, cfg.block_bytes, cfg.max_row_bytes):
+            if isinstance(item[0], int) and item[0] <= after_line:
+                continue  # an oversized line the head holds
             if isinstance(item[0], bytes):
                 data, first = item
+                if first <= after_line:
+                    lines = data.split(b"\n")
+                    if first + len(lines) - 1 <= after_line:
+                        continue
+                    data, first = b"\n".join(lines[after_line - first + 1 :]), after_line + 1
                 pending.append(pool.submit(map_jsonl_block, mapper, data, first))
             else:  # an oversized line, already a RowError: keep its place in the order
                 done: Future[Block] = Future()

@@ -192,7 +192,9 @@ def _decode_json_line(raw: bytes, max_row_bytes: int) -> Row | RowError:
         pass
     else:
         if isinstance(obj, dict):
-            if _depth_suspect(raw):
+            # A row of scalars (an R1 trace: a few long strings) is one level deep: no need to
+            # count the brackets of its 20 KB of text.
+            if any(isinstance(v, (dict, list)) for v in obj.values()) and _depth_suspect(raw):
                 err = check_values(obj, strings=False)
                 if err is not None:
                     return RowError(err.reason, err.detail, _raw_text(raw), err.field)
@@ -251,7 +253,7 @@ def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64
                 break
             if len(raw) > max_row_bytes and not raw.endswith(b"\n"):
                 if buf:
-                    yield b"".join(buf), first
+                    yield b"\n".join(buf), first
                     buf, size = [], 0
                 total = len(raw)
                 head = raw

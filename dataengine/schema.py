@@ -26,6 +26,11 @@ class TableSpec:
     unique: bool = False
     # Columns holding JSON objects: the view casts them to DuckDB's JSON type.
     json_columns: tuple[str, ...] = ()
+    # Text columns stored as a span of another column (issue 15: text stored once): for
+    # (text, source), a shard row keeps `<text>_start` / `<text>_len` (code points into `source`)
+    # and leaves `text` NULL; the views derive it with substr. A row whose text is not a
+    # substring of its source (or an old shard without the span columns) keeps the text itself.
+    text_spans: tuple[tuple[str, str], ...] = ()
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -87,6 +92,12 @@ register_table(
             ("latency_s", pa.float64()),
             ("run_id", STR),
             ("metadata", STR),
+            # Where `reasoning` and `answer` lie in `completion` (code points, 0-based start);
+            # NULL in shards written before issue 15, which store the text in full.
+            ("reasoning_start", pa.int32()),
+            ("reasoning_len", pa.int32()),
+            ("answer_start", pa.int32()),
+            ("answer_len", pa.int32()),
         ),
         key=("trace_id",),
         # Writers skip ids already stored and hold a lease per rank / input file, but a writer
@@ -94,6 +105,7 @@ register_table(
         latest_wins=False,
         unique=True,
         json_columns=("metadata", "sampling_params"),
+        text_spans=(("reasoning", "completion"), ("answer", "completion")),
     )
 )
 

@@ -12,6 +12,10 @@ workers on many machines must append at once, and a kill -9 mid-write must leave
 written. A rename is atomic, so a shard is either complete or absent; `*.parquet.tmp` leftovers of
 a killed writer are never matched by the views' globs.
 
+Text stored once (issue 15): a `traces` shard keeps `reasoning` and `answer` as code-point spans of
+`completion` (`TableSpec.text_spans`); the views derive the text with substr, and code that reads
+shards without DuckDB goes through `read_shard_columns`. Shards written before keep their text.
+
 >>> ws = Workspace.init("/tmp/doctest-ws")                       # doctest: +SKIP
 >>> ws.write_shard("prompts", [Prompt("1+1?").to_row()])          # doctest: +SKIP
 >>> ws.query("select count(*) from prompts").fetchone()           # doctest: +SKIP
@@ -44,7 +48,7 @@ from dataengine.schema import TABLES, TableSpec
 
 CATALOG = "catalog.duckdb"
 # Bumped when the view definitions change shape, so old catalogs are refreshed on open.
-CATALOG_VERSION = "2"
+CATALOG_VERSION = "3"
 ENV_WORKSPACE = "DATAENGINE_WORKSPACE"
 
 
@@ -164,12 +168,23 @@ class Workspace:
                     cols.append(pa.array([written] * rows.num_rows, type=f.type))
                 else:
                     cols.append(pa.nulls(rows.num_rows, type=f.type))
-            return pa.Table.from_arrays(cols, schema=spec.schema)
+            tbl = pa.Table.from_arrays(cols, schema=spec.schema)
+            for text, source in spec.text_spans:
+                i = tbl.schema.get_field_index
+                kept, starts, lens = store_spans(*(tbl.column(c).to_pylist() for c in (
+                    source, text, f"{text}_start", f"{text}_len")), last=text == "answer")
+                tbl = tbl.set_column(i(text), text, pa.array(kept, STR_T))
+                tbl = tbl.set_column(i(f"{text}_start"), f"{text}_start", pa.array(starts, pa.int32()))
+                tbl = tbl.set_column(i(f"{text}_len"), f"{text}_len", pa.array(lens, pa.int32()))
+            return tbl
         names = spec.schema.names
         unknown = {k for r in rows[:1] for k in r} - set(names)
         if unknown:
             raise WorkspaceError(f"table {spec.name}: unknown columns {sorted(unknown)}")
         data = {n: [r.get(n) for r in rows] for n in names if n != "written_at"}
+        for text, source in spec.text_spans:
+            data[text], data[f"{text}_start"], data[f"{text}_len"] = store_spans(
+                data[source], data[text], data[f"{text}_start"], data[f"{text}_len"], last=text == "answer")
         data["written_at"] = [written] * len(rows)
         return pa.Table.from_pydict(data, schema=spec.schema)
 
@@ -401,6 +416,95 @@ class Workspace:
 
 
 STALE_TMP_S = 24 * 3600
+STR_T = pa.string()
+_INT32_MAX = 2**31 - 1
+
+
+def store_spans(
+    source: list[str | None], text: list[str | None], starts: list[int | None], lens: list[int | None], last: bool
+) -> tuple[list[str | None], list[int | None], list[int | None]]:
+    """Text stored once: each `text` that occurs in its row's `source` becomes (start, len) in code
+    points and is not stored again; one that does not (or a NULL) is kept as it is.
+
+    Any occurrence returns the same string, so the first (`last`: the last one, where an answer
+    lies) is taken. A row that comes with a span already (copied from a shard) keeps it.
+    """
+    kept: list[str | None] = []
+    out_s: list[int | None] = []
+    out_l: list[int | None] = []
+    for src, t, s0, n0 in zip(source, text, starts, lens, strict=True):
+        k, s, n = span_of(src, t, last) if t is not None else (None, s0, n0)
+        kept.append(k)
+        out_s.append(s)
+        out_l.append(n)
+    return kept, out_s, out_l
+
+
+def span_of(source: str | None, text: str | None, last: bool) -> tuple[str | None, int | None, int | None]:
+    """(text kept, start, len) of one row (see `store_spans`)."""
+    if text is None or source is None:
+        return text, None, None
+    # Where the split takes it from, found by a short probe and confirmed with one compare (a full
+    # search of a 20 KB needle costs ten times more); the full search only when that fails.
+    probe = text[-32:] if last else text[:32]
+    i = source.rfind(probe) if last else source.find(probe)
+    if last and i >= 0:
+        i -= len(text) - len(probe)
+    if i < 0 or not source.startswith(text, i):
+        i = source.rfind(text) if last else source.find(text)
+    if i < 0 or i + len(text) > _INT32_MAX:
+        return text, None, None
+    return None, i, len(text)
+
+
+def store_row_spans(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its spanned text replaced by spans, in place (a writer that ships rows to
+    another process sends the text once)."""
+    for text, source in TABLES[table].text_spans:
+        if row.get(text) is not None:
+            row[text], row[f"{text}_start"], row[f"{text}_len"] = span_of(row.get(source), row[text], text == "answer")
+    return row
+
+
+def span_columns(spec: TableSpec) -> list[str]:
+    """The stored span columns of `spec` (hidden by its views)."""
+    return [f"{t}_{x}" for t, _s in spec.text_spans for x in ("start", "len")]
+
+
+def text_span_sql(text: str, source: str) -> str:
+    """The view expression of a spanned text column: the span of `source`, or the stored text
+    (old shards, and rows whose text is not a substring). DuckDB's substr counts code points,
+    like Python's str indexes."""
+    return (f"case when {text}_start is null then {text} "
+            f"else substr({source}, {text}_start + 1, {text}_len) end")
+
+
+def derive_text(tbl: pa.Table, spec: TableSpec, columns: Sequence[str]) -> pa.Table:
+    """`tbl` (read from shards of `spec`, with the span columns when the shard has them) with the
+    spanned text columns in `columns` filled in, as the views return them."""
+    for text, source in spec.text_spans:
+        if text not in columns or f"{text}_start" not in tbl.column_names:
+            continue
+        src, kept = tbl.column(source).to_pylist(), tbl.column(text).to_pylist()
+        starts, lens = tbl.column(f"{text}_start").to_pylist(), tbl.column(f"{text}_len").to_pylist()
+        full = [k if s is None else c[s : s + n] for c, k, s, n in zip(src, kept, starts, lens, strict=True)]
+        tbl = tbl.set_column(tbl.schema.get_field_index(text), text, pa.array(full, STR_T))
+    return tbl
+
+
+def read_shard_columns(path: str | os.PathLike[str], table: str, columns: Sequence[str],
+                       batch_size: int = 1024) -> Iterator[pa.RecordBatch]:
+    """Batches of `columns` of one shard of `table`, spanned text derived (what a direct Parquet
+    reader of a table must use instead of `ParquetFile.iter_batches`)."""
+    spec = TABLES[table]
+    pf = pq.ParquetFile(path)
+    have = set(pf.schema_arrow.names)
+    need = list(columns)
+    for text, source in spec.text_spans:
+        if text in columns and f"{text}_start" in have:
+            need += [c for c in (source, f"{text}_start", f"{text}_len") if c not in need]
+    for rb in pf.iter_batches(batch_size=batch_size, columns=need):
+        yield from derive_text(pa.Table.from_batches([rb]), spec, columns).select(list(columns)).combine_chunks().to_batches()
 
 
 def tmp_tag() -> str:
@@ -438,8 +542,9 @@ def table_view_sql(spec: TableSpec, folder: Path) -> list[str]:
     """
     glob = str(folder / "*.parquet").replace("'", "''")
     source = f"read_parquet('{glob}', union_by_name=true, filename=true, file_row_number=true)"
-    replace = ", ".join(f"try_cast({c} as JSON) as {c}" for c in spec.json_columns)
-    select = "select * exclude (filename, file_row_number)"
+    replace = ", ".join([f"try_cast({c} as JSON) as {c}" for c in spec.json_columns]
+                        + [f"{text_span_sql(t, src)} as {t}" for t, src in spec.text_spans])
+    select = f"select * exclude ({', '.join(['filename', 'file_row_number', *span_columns(spec)])})"
     select += f" replace ({replace})" if replace else ""
     history = f"create or replace view {spec.name}_history as {select} from {source}"
     if spec.latest_wins or spec.unique:

@@ -190,3 +190,47 @@ def test_parallel_jsonl_path_gives_the_same_rows_as_in_process(tmp_path, shared_
     assert (r1.rows_in, r1.taken, r1.traces_written) == (r2.rows_in, r2.taken, r2.traces_written)
     q = "select trace_id, sample_idx, reasoning, answer from traces order by trace_id"
     assert serial.query(q).fetchall() == parallel.query(q).fetchall()
+
+
+def test_rows_mapped_for_think_format_detection_are_not_read_twice(tmp_path, shared_data):
+    """Detection maps a file's first 2,000 rows; the main pass starts after them (in-process and
+    in worker blocks that straddle that line). Bad rows before, at and after the boundary, and an
+    oversized one, keep their quarantine rows; the stored rows equal an explicit-format ingest.
+    (It found worker blocks glued their lines together before an oversized line: rows lost.)"""
+    src = shared_data / "traces" / "thinking_llms_interp" / "r1distill_qwq_benchmark_traces.jsonl"
+    lines = src.read_bytes().splitlines()
+    assert len(lines) > 2000
+    bad = {5: b"{oops", 1999: b'{"question": 1, "response": "x"}', 2000: b"[1]", 2003: b'{"question": "q"}',
+           2050: b'{"question": "big", "response": "' + b"x" * 300_000 + b'"}'}
+    for at in sorted(bad, reverse=True):
+        lines.insert(at, bad[at])
+    lines.insert(2010, b"   ")  # a blank line: skipped, yet counted in line numbers
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    mapping = TRACE_FILES["thinking_llms_interp/r1distill_qwq_benchmark_traces.jsonl"][0]["mapping"]
+    from dataengine.store import Workspace
+
+    cfg = dict(max_row_bytes=200_000)
+    runs = {
+        "explicit": (IngestOptions(mapping=mapping, think_format="prompt_opened"), IngestConfig(workers=1, **cfg)),
+        "auto": (IngestOptions(mapping=mapping), IngestConfig(workers=1, **cfg)),
+        "auto_parallel": (IngestOptions(mapping=mapping),
+                          IngestConfig(workers=2, parallel_min_bytes=0, block_bytes=300 << 10, **cfg)),
+    }
+    got = {}
+    for name, (opts, c) in runs.items():
+        ws = Workspace.init(tmp_path / name)
+        rep = ingest(ws, path, opts, c)
+        assert rep.reconciles and rep.quarantined >= 5
+        con = ws.connect()
+        cols = [r[0] for r in con.execute("describe traces").fetchall() if r[0] not in ("run_id", "written_at")]
+        got[name] = (
+            (rep.rows_in, rep.taken, rep.quarantined, rep.traces_written),
+            con.execute(f"select {', '.join(cols)} from traces order by trace_id").fetchall(),
+            con.execute("select line, field, reason, detail, raw from quarantine order by line").fetchall(),
+        )
+        con.close()
+    assert got["auto"] == got["explicit"] == got["auto_parallel"]
+    lines_q = [q[0] for q in got["auto"][2]]
+    # each insertion shifts the later ones; the blank line at 2011 shifts the oversized one
+    assert lines_q == [6, 2001, 2003, 2007, 2056], lines_q

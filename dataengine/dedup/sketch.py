@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dataengine.dedup.minhash import shingle_sets, shingles, signatures
 from dataengine.dedup.normalize import exact_hashes, tokenize
+from dataengine.store import read_shard_columns
 
 
 @dataclass
@@ -78,11 +78,12 @@ def text_batches(batches: Iterable[pa.RecordBatch], text_col: str, batch_bytes: 
 
 def sketch_parquet(path: str, id_col: str, group_col: str, text_col: str, p: SketchParams) -> Sketches:
     """Sketch every row of one Parquet shard (run in a worker process)."""
-    pf = pq.ParquetFile(path)
     parts = []
     # Rows per read: about one batch of R1-length (~20 KB) texts; regrouped by bytes below.
     rows = max(16, p.batch_bytes // 20_000)
-    for tbl in text_batches(pf.iter_batches(batch_size=rows, columns=[id_col, group_col, text_col]), text_col, p.batch_bytes):
+    # read_shard_columns: `reasoning` is stored as a span of the completion (issue 15).
+    batches = read_shard_columns(path, "traces", [id_col, group_col, text_col], batch_size=rows)
+    for tbl in text_batches(batches, text_col, p.batch_bytes):
         parts.append(
             sketch_texts(
                 tbl.column(id_col).to_pylist(),
@@ -96,9 +97,8 @@ def sketch_parquet(path: str, id_col: str, group_col: str, text_col: str, p: Ske
 
 def exact_sets_parquet(path: str, id_col: str, text_col: str, wanted: set[str], ngram: int) -> dict[str, np.ndarray]:
     """Sorted unique shingle hashes (truncated to 32 bits) of the rows of `path` whose id is wanted."""
-    pf = pq.ParquetFile(path)
     out: dict[str, np.ndarray] = {}
-    for rb in pf.iter_batches(batch_size=64, columns=[id_col, text_col]):
+    for rb in read_shard_columns(path, "traces", [id_col, text_col], batch_size=64):
         ids = rb.column(0).to_pylist()
         keep = [i for i, x in enumerate(ids) if x in wanted]
         if not keep:
