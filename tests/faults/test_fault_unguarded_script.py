@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_unguarded_script_fails_clearly_instead_of_hanging(tmp_path, shared_data):
-    src = shared_data / "traces" / "sky_t1" / "amc23__Sky-T1-math-corrupt-0.5-32B.jsonl"
+    src = shared_data / "traces" / "thinking_llms_interp" / "r1distill_qwq_benchmark_traces.jsonl"
     script = tmp_path / "ingest_script.py"
     script.write_text(textwrap.dedent(f"""
         from dataengine.ingest import IngestConfig, IngestOptions, ingest
@@ -22,7 +22,7 @@ def test_unguarded_script_fails_clearly_instead_of_hanging(tmp_path, shared_data
         ws = Workspace.open({str(tmp_path / 'ws')!r})
         # small blocks on 2 workers: the parallel (spawn) path even for a small real file
         cfg = IngestConfig(workers=2, parallel_min_bytes=0, block_bytes=1 << 16)
-        print(ingest(ws, {str(src)!r}, IngestOptions(), cfg))
+        print(ingest(ws, {str(src)!r}, IngestOptions(think_format="think"), cfg))
     """))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env,
