@@ -41,6 +41,23 @@ TOKEN_RE = re.compile(
     rf"|(?P<bengali>[{BENGALI}]+)|(?P<tamil>[{TAMIL}]+)|(?P<telugu>[{TELUGU}]+)|(?P<thai>[{THAI}]+)"
     r"|(?P<other>[^\W\d_]+)"
 )
+# Runs of one script: tokens of one script with only separators between them (characters that
+# start no token: not a letter, not in any script's block). One match per run instead of one per
+# word or CJK character, so `language_mixing._regions` loops over script changes, not words.
+# Same spans as merging consecutive TOKEN_RE tokens of a script (tests/test_filters_regions.py).
+_ALL_SCRIPTS = HAN + KANA + HANGUL + LATIN + CYRILLIC + GREEK + ARABIC + HEBREW + DEVANAGARI + BENGALI + TAMIL + TELUGU + THAI
+_SEP = rf"(?:(?![{_ALL_SCRIPTS}])[\W\d_])*"
+SCRIPT_TOKEN = {
+    "cjk": f"[{HAN}{KANA}]", "hangul": f"[{HANGUL}]+", "latin": rf"[{LATIN}]+(?:['’][{LATIN}]+)*",
+    "cyrillic": f"[{CYRILLIC}]+", "greek": f"[{GREEK}]+", "arabic": f"[{ARABIC}]+", "hebrew": f"[{HEBREW}]+",
+    "devanagari": f"[{DEVANAGARI}]+", "bengali": f"[{BENGALI}]+", "tamil": f"[{TAMIL}]+", "telugu": f"[{TELUGU}]+",
+    "thai": f"[{THAI}]+",
+}
+SCRIPT_TOKEN_RE = {k: re.compile(v) for k, v in SCRIPT_TOKEN.items()}
+SCRIPT_RUN_RE = re.compile(
+    "|".join(f"(?P<{k}>{v}(?:{_SEP}{v})*)" for k, v in SCRIPT_TOKEN.items()) + r"|(?P<other>[^\W\d_]+)"
+)
+KANA_RE = re.compile(f"[{KANA}]")
 # Any letter of a script other than Latin: when absent, the fast Latin-only path applies.
 NON_LATIN_LETTER_RE = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 LATIN_WORD_RE = re.compile(rf"[{LATIN}]+(?:['’][{LATIN}]+)*")

@@ -1,0 +1,65 @@
+"""`language_mixing._regions` finds script runs with one regex match per run; these are the
+spans, word counts and kana flags of merging consecutive TOKEN_RE tokens one by one (the
+definition), on real mixed-script text and on random strings of the characters where the two
+could part: separators inside script blocks (・, Arabic-Indic digits, Greek ;), letters of no
+listed script (µ, ª), apostrophes, digits, superscripts."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from filters.language_mixing import _regions, _script_of
+from filters.text import NON_LATIN_LETTER_RE, TOKEN_RE, mask_non_prose
+
+
+def _regions_by_token(masked: str) -> list[tuple[str, int, int, int, bool]]:
+    """The definition: one TOKEN_RE token at a time, consecutive tokens of a script merged."""
+    if not NON_LATIN_LETTER_RE.search(masked):
+        return [("latin", 0, len(masked), -1, False)]
+    out: list[tuple[str, int, int, int, bool]] = []
+    cur: list[Any] | None = None
+    for m in TOKEN_RE.finditer(masked):
+        g = m.lastgroup or "other"
+        script = _script_of(g)
+        words = (m.end() - m.start()) if g == "kana" else 1
+        if cur is not None and cur[0] == script:
+            cur[2] = m.end()
+            cur[3] += words
+            cur[4] = cur[4] or g == "kana"
+        else:
+            if cur is not None:
+                out.append(tuple(cur))  # type: ignore[arg-type]
+            cur = [script, m.start(), m.end(), words, g == "kana"]
+    if cur is not None:
+        out.append(tuple(cur))  # type: ignore[arg-type]
+    return out
+
+
+ALPHABET = ("ab", "Zé", "x", "'", "’", " ", "\n", "1", "_", ",", "生长", "期", "ア", "・", "ー", "々", "〇", "한국",
+            "привет", "\u0483", "αβ", ";", "\u037e", "مرحبا", "١٢", "שלום", "नमस्ते", "০", "বাংলা", "தமிழ்", "తెలుగు",
+            "ไทย", "๑", "µ", "ª", "²", "ℝ", "Ω", "ß", "Ա", "\u3000", "！", "。", "０")
+
+
+def test_runs_match_token_by_token_on_random_mixed_scripts():
+    rng = random.Random(15)
+    for _ in range(20_000):
+        text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 14)))
+        assert _regions(text) == _regions_by_token(text), repr(text)
+
+
+def test_runs_match_token_by_token_on_real_mixed_text(shared_data: Path):
+    texts = []
+    for name in ("sft/sharegpt_zh_1K_medicalgpt.jsonl", "sft/medical_sft_1K_medicalgpt.jsonl"):
+        for line in (shared_data / name).read_text("utf-8").splitlines()[:300]:
+            texts += [c["value"] for c in json.loads(line)["conversations"]]
+    texts += [e["output"] for e in json.loads((shared_data / "sft/alpaca_zh_demo_llamafactory.json").read_text("utf-8"))]
+    mixed = 0
+    for t in texts:
+        masked = mask_non_prose(t)
+        got = _regions(masked)
+        assert got == _regions_by_token(masked), t[:200]
+        mixed += len({r[0] for r in got}) > 1
+    assert mixed > 50  # the sets do mix scripts (Latin terms in Chinese answers)
