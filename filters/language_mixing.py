@@ -37,7 +37,6 @@ from filters.text import (
     HAN,
     KANA,
     KANA_RE,
-    LATIN_MATH_ONLY_RE,
     LATIN_WORD_RE,
     NON_LATIN_LETTER_RE,
     PROSE_WORD_RE,
@@ -45,6 +44,9 @@ from filters.text import (
     SCRIPT_TOKEN_RE,
     TOKEN_RE,
     WORD2_RE,
+    has_non_latin_letter,
+    has_non_latin_math_letter,
+    lowered,
     mask_non_prose,
     paragraphs,
     safe_text,
@@ -154,7 +156,7 @@ def _regions(masked: str) -> list[tuple[str, int, int, int, bool]]:
 
     Words as TOKEN_RE counts them: one per CJK character (a kana run counts its characters),
     one per token in other scripts."""
-    if not NON_LATIN_LETTER_RE.search(masked):
+    if not has_non_latin_letter(masked):
         return [("latin", 0, len(masked), -1, False)]
     out: list[tuple[str, int, int, int, bool]] = []
     cur: list[Any] | None = None
@@ -197,7 +199,7 @@ class _Job:
 def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> None:
     target_script = _LANG_SCRIPT.get(target, "latin")
     stop = STOPWORDS.get(target)
-    if target_script == "latin" and not LATIN_MATH_ONLY_RE.search(part.text):
+    if target_script == "latin" and not has_non_latin_math_letter(part.text):
         _label_latin_fast(part, stop, params, jobs)
         return
     masked = mask_non_prose(part.text)
@@ -249,9 +251,9 @@ def _label_latin_fast(part: _Part, stop: frozenset[str] | None, params: _Params,
     preceded by a backslash or letter (so `\\frac` is no word, numbers never are); only a
     paragraph whose function words do not vouch for it is masked and sent to the model."""
     text = part.text
-    lowered = text.lower()
+    low = lowered(text)
     for pa, pb in paragraphs(text):
-        toks = PROSE_WORD_RE.findall(lowered, pa, pb)
+        toks = PROSE_WORD_RE.findall(low, pa, pb)
         n = len(toks)
         part.target_words += n
         if n < params.min_segment_words:

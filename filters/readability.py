@@ -32,8 +32,10 @@ from filters.split import THINK_FORMATS, split_completion
 from filters.text import (
     CJK_CHAR_RE,
     LATIN_WORD_RE,
-    NON_LATIN_LETTER_RE,
     count_words,
+    has_cjk_char,
+    has_non_latin_letter,
+    lowered,
     mask_non_prose,
     paragraphs,
     safe_text,
@@ -212,9 +214,8 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     para_spans = paragraphs(reasoning)
     # Script facts of the whole text, found once: a paragraph of a text without CJK has none,
     # and one of a Latin-only text needs only the Latin word count (what count_words does then).
-    ascii_text = reasoning.isascii()
-    has_cjk = not ascii_text and CJK_CHAR_RE.search(reasoning) is not None
-    latin_only = ascii_text or not NON_LATIN_LETTER_RE.search(reasoning)
+    has_cjk = has_cjk_char(reasoning)
+    latin_only = not has_non_latin_letter(reasoning)
     for a, b in para_spans:
         n_para += 1
         seg = reasoning[a:b]
@@ -281,7 +282,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
         s["spans"]["repetition"] = ["reasoning", idx, idx + len(top_line)]
         s["top_line"] = top_line[:200]
 
-    low = reasoning.lower()
+    low = lowered(reasoning)
     # Whitespace words, as Gopher splits them (punctuation stays on the word).
     words = low.split()
     n_words = len(words)

@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -101,6 +102,50 @@ _MASK_RE = re.compile(
 )
 
 
+def _latin1_matches(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    return tuple(c for c in map(chr, range(128, 256)) if pattern.match(c))
+
+
+# The characters of U+0080-U+00FF each pattern matches (ª, µ, º, ², … ), found by the regexes
+# themselves: for Latin-1 text (most R1 traces: ASCII plus ×, ², °), looking for these few
+# characters with `in` (memchr speed) answers the same as a regex pass over every character.
+_LATIN1_NON_LATIN = _latin1_matches(NON_LATIN_LETTER_RE)
+_LATIN1_NON_LATIN_MATH = _latin1_matches(LATIN_MATH_ONLY_RE)
+
+
+def _is_latin1(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_non_latin_letter(text: str) -> bool:
+    """`NON_LATIN_LETTER_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
+    if text.isascii():
+        return False
+    if _is_latin1(text):
+        return any(c in text for c in _LATIN1_NON_LATIN)
+    return NON_LATIN_LETTER_RE.search(text) is not None
+
+
+def has_cjk_char(text: str) -> bool:
+    """`CJK_CHAR_RE.search(text) is not None`; Latin-1 text has none."""
+    return not _is_latin1(text) and CJK_CHAR_RE.search(text) is not None
+
+
+def has_non_latin_math_letter(text: str) -> bool:
+    """`LATIN_MATH_ONLY_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
+    if text.isascii():
+        return False
+    if _is_latin1(text):
+        return any(c in text for c in _LATIN1_NON_LATIN_MATH)
+    return LATIN_MATH_ONLY_RE.search(text) is not None
+
+
 def safe_text(value: Any) -> tuple[str, list[str]]:
     """Any input → a clean `str` and what had to be fixed (never raises).
 
@@ -136,22 +181,39 @@ def mask_non_prose(text: str) -> str:
 
 def count_words(text: str) -> int:
     """Words, script-aware: CJK per character, other scripts per whitespace/punctuation word."""
-    if not NON_LATIN_LETTER_RE.search(text):
+    if not has_non_latin_letter(text):
         return len(LATIN_WORD_RE.findall(text))
     return sum(1 for _ in TOKEN_RE.finditer(text))
 
 
 def paragraphs(text: str) -> list[tuple[int, int]]:
     """(start, end) of each paragraph: blocks separated by blank lines."""
+    return list(_paragraphs(text))
+
+
+# Readability and language mixing both split the same reasoning into paragraphs (and lower-case
+# it), one filter after the other over a batch: the second gets the first's pass from here.
+# Sized for a batch's reasoning and answer texts; a miss only costs the pass again.
+@functools.lru_cache(maxsize=1024)
+def _paragraphs(text: str) -> tuple[tuple[int, int], ...]:
     out = []
     pos = 0
-    for m in re.finditer(r"\n[ \t]*\n\s*", text):
+    for m in _PARA_BREAK_RE.finditer(text):
         if m.start() > pos:
             out.append((pos, m.start()))
         pos = m.end()
     if pos < len(text) and text[pos:].strip():
         out.append((pos, len(text)))
-    return out
+    return tuple(out)
+
+
+_PARA_BREAK_RE = re.compile(r"\n[ \t]*\n\s*")
+
+
+@functools.lru_cache(maxsize=1024)
+def lowered(text: str) -> str:
+    """`text.lower()`, shared between the filters like `paragraphs`."""
+    return text.lower()
 
 
 _SENT_RE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|\n|$)")
