@@ -90,16 +90,63 @@ def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
     table, O(n)) numbers them in order of first appearance — so "first occurrence" is where the
     running maximum of the codes grows. Four passes per batch instead of ~10k tuples per trace.
     """
+    return _ngram_stats([_hashed(d) for d in docs])
+
+
+def _hashed(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.fromiter(map(hash, words), dtype=np.int64, count=len(words)),
+            np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
+
+
+# Python's str.isspace() over Latin-1, so the bytes below split exactly where str.split() does.
+_SPACE = np.array([chr(i).isspace() for i in range(256)])
+_MOD = 1 << 64
+_BASE = 0x100000001B3  # odd: invertible modulo 2**64
+_POW = np.ones(1, dtype=np.uint64)  # _BASE**i and _BASE**-i modulo 2**64, grown on demand
+_INV = np.ones(1, dtype=np.uint64)
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    global _POW, _INV
+    if len(_POW) < n:
+        m = max(n, 2 * len(_POW))
+        _POW = np.cumprod(np.r_[np.uint64(1), np.full(m - 1, _BASE, dtype=np.uint64)], dtype=np.uint64)
+        _INV = np.cumprod(np.r_[np.uint64(1), np.full(m - 1, pow(_BASE, -1, _MOD), dtype=np.uint64)], dtype=np.uint64)
+    return _POW[:n], _INV[:n]
+
+
+def split_hashed(low: str) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, length) of each word of `low.split()`, in order.
+
+    Latin-1 text (most traces) is split and hashed in numpy, without a Python string per word:
+    a word's hash is a polynomial of its bytes modulo 2**64, from prefix sums. Other text:
+    `hash()` of each word. Hashes are only compared within one document, so either will do
+    (n-gram figures differ only on a 64-bit collision)."""
+    try:
+        b = np.frombuffer(low.encode("latin-1"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        return _hashed(low.split())
+    inside = ~_SPACE[b]
+    edges = np.flatnonzero(np.diff(np.r_[False, inside, False]))
+    starts, ends = edges[0::2], edges[1::2]
+    pw, inv = _powers(len(b) + 1)
+    prefix = np.r_[np.uint64(0), np.cumsum((b.astype(np.uint64) + np.uint64(1)) * pw[: len(b)], dtype=np.uint64)]
+    h = (prefix[ends] - prefix[starts]) * inv[starts]
+    lens = ends - starts
+    return (h ^ (lens.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))).view(np.int64), lens.astype(np.int64)
+
+
+def _ngram_stats(hashed: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
     import pandas as pd  # a hash-based factorize; numpy only has sort-based unique
 
+    docs = hashed
     out = [{"top_2gram_frac": 0.0, "top_3gram_frac": 0.0, "top_4gram_frac": 0.0, "dup_5gram_frac": 0.0} for _ in docs]
-    sizes = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    sizes = np.fromiter((len(d[0]) for d in docs), dtype=np.int64, count=len(docs))
     total_words = int(sizes.sum())
     if total_words < 2:
         return out
-    flat = [w for d in docs for w in d]
-    h = np.fromiter(map(hash, flat), dtype=np.int64, count=total_words)
-    lens = np.fromiter(map(len, flat), dtype=np.int64, count=total_words)
+    h = np.concatenate([d[0] for d in docs])
+    lens = np.concatenate([d[1] for d in docs])
     doc = np.repeat(np.arange(len(docs), dtype=np.int64), sizes)
     total_chars = np.bincount(doc, weights=lens, minlength=len(docs))
     total_chars[total_chars == 0] = 1
@@ -283,11 +330,11 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
         s["top_line"] = top_line[:200]
 
     low = lowered(reasoning)
-    # Whitespace words, as Gopher splits them (punctuation stays on the word).
-    words = low.split()
-    n_words = len(words)
+    # Whitespace words, as Gopher splits them (punctuation stays on the word), hashed.
+    h, lens = split_hashed(low)
+    n_words = len(h)
     s["reasoning_words"] = n_words
-    s["_words"] = words[:max_words_for_ngrams]
+    s["_words"] = (h[:max_words_for_ngrams], lens[:max_words_for_ngrams])
     reflections = sum(low.count(p) for p in REFLECTION_PHRASES)
     s["reflections"] = reflections
     s["reflections_per_kword"] = round(1000 * reflections / n_words, 2) if n_words else 0.0
@@ -297,7 +344,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
 
 def score(inputs: Sequence[FilterInput], max_words_for_ngrams: int = 200_000) -> list[dict[str, Any]]:
     scores = [_score_one(i, max_words_for_ngrams) for i in inputs]
-    for s, ng in zip(scores, ngram_stats_batch([s.pop("_words") for s in scores])):
+    for s, ng in zip(scores, _ngram_stats([s.pop("_words") for s in scores])):
         s.update(ng)
     return scores
 
