@@ -32,9 +32,11 @@ from filters.split import THINK_FORMATS, split_completion
 from filters.text import (
     CJK_CHAR_RE,
     LATIN_WORD_RE,
+    count_latin_words,
     count_words,
     has_cjk_char,
     has_non_latin_letter,
+    latin1_word_classes,
     lowered,
     mask_non_prose,
     paragraphs,
@@ -263,6 +265,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     # and one of a Latin-only text needs only the Latin word count (what count_words does then).
     has_cjk = has_cjk_char(reasoning)
     latin_only = not has_non_latin_letter(reasoning)
+    classes = latin1_word_classes(reasoning) if latin_only else None
     for a, b in para_spans:
         n_para += 1
         seg = reasoning[a:b]
@@ -270,7 +273,10 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
         # maximum cannot be longer, so most paragraphs skip the word count.
         if seg.count(" ") + seg.count("\n") + 1 + (len(CJK_CHAR_RE.findall(seg)) if has_cjk and not seg.isascii() else 0) <= longest:
             continue
-        w = len(LATIN_WORD_RE.findall(seg)) if latin_only else count_words(seg)
+        if classes is not None:
+            w = count_latin_words(classes, a, b)
+        else:
+            w = len(LATIN_WORD_RE.findall(seg)) if latin_only else count_words(seg)
         if w > longest:
             longest, lspan = w, ["reasoning", a, b]
     s["n_paragraphs"] = n_para

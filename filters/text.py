@@ -146,6 +146,35 @@ def has_non_latin_math_letter(text: str) -> bool:
     return LATIN_MATH_ONLY_RE.search(text) is not None
 
 
+# Latin-1 bytes → b"a" for a letter of LATIN, b"'" for the apostrophe, b" " for anything else.
+_LATIN1_WORD_CLASS = bytes(
+    97 if re.fullmatch(f"[{LATIN}]", chr(i)) else 39 if i == 39 else 32 for i in range(256)
+)
+
+
+def latin1_word_classes(text: str) -> bytes | None:
+    """For Latin-1 text, its characters mapped to word classes (see `count_latin_words`); else None."""
+    try:
+        return text.encode("latin-1").translate(_LATIN1_WORD_CLASS)
+    except UnicodeEncodeError:
+        return None
+
+
+def count_latin_words(classes: bytes, start: int, end: int) -> int:
+    """`len(LATIN_WORD_RE.findall(text[start:end]))` from `latin1_word_classes(text)`, by counting
+    word starts with bytes.count (memchr speed) instead of a regex pass.
+
+    A match of LATIN_WORD_RE (letters, joined by single apostrophes) starts at a letter that
+    follows a non-letter non-apostrophe (" a"), or an apostrophe that itself follows no letter
+    (" 'a", "''a"), or the start of the slice ("a", "'a"). The three patterns cannot overlap
+    themselves or each other, so bytes.count counts each start once.
+    """
+    t = classes
+    head = t[start:min(start + 2, end)]
+    return (t.count(b" a", start, end) + t.count(b" 'a", start, end) + t.count(b"''a", start, end)
+            + (head[:1] == b"a") + (head == b"'a"))
+
+
 def safe_text(value: Any) -> tuple[str, list[str]]:
     """Any input → a clean `str` and what had to be fixed (never raises).
 

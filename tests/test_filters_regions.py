@@ -63,3 +63,17 @@ def test_runs_match_token_by_token_on_real_mixed_text(shared_data: Path):
         assert got == _regions_by_token(masked), t[:200]
         mixed += len({r[0] for r in got}) > 1
     assert mixed > 50  # the sets do mix scripts (Latin terms in Chinese answers)
+
+
+def test_latin_word_count_by_byte_classes_matches_the_regex():
+    from filters.text import LATIN_WORD_RE, count_latin_words, latin1_word_classes
+
+    rng = random.Random(1)
+    chars = [chr(i) for i in range(256)] + ["ab", "'", "''", "a'b"] * 20
+    for _ in range(30_000):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(0, 16)))
+        classes = latin1_word_classes(text)
+        a = rng.randint(0, len(text))
+        b = rng.randint(a, len(text))
+        assert count_latin_words(classes, a, b) == len(LATIN_WORD_RE.findall(text[a:b])), (text, a, b)
+    assert latin1_word_classes("π and ’") is None  # not Latin-1: the caller uses the regex
