@@ -14,8 +14,8 @@ True
 
 from __future__ import annotations
 
-import functools
 import re
+from collections import OrderedDict
 from typing import Any
 
 # Unicode ranges per script. Han and kana are split so Japanese can be told from Chinese.
@@ -217,13 +217,12 @@ def count_words(text: str) -> int:
 
 def paragraphs(text: str) -> list[tuple[int, int]]:
     """(start, end) of each paragraph: blocks separated by blank lines."""
-    return list(_paragraphs(text))
+    got = _PARAGRAPHS.get(text)
+    if got is None:
+        got = _PARAGRAPHS.put(text, _paragraphs(text))
+    return list(got)
 
 
-# Readability and language mixing both split the same reasoning into paragraphs (and lower-case
-# it), one filter after the other over a batch: the second gets the first's pass from here.
-# Sized for a batch's reasoning and answer texts; a miss only costs the pass again.
-@functools.lru_cache(maxsize=1024)
 def _paragraphs(text: str) -> tuple[tuple[int, int], ...]:
     out = []
     pos = 0
@@ -239,10 +238,38 @@ def _paragraphs(text: str) -> tuple[tuple[int, int], ...]:
 _PARA_BREAK_RE = re.compile(r"\n[ \t]*\n\s*")
 
 
-@functools.lru_cache(maxsize=1024)
+class _TextCache:
+    """The last results computed per text, up to `max_chars` characters of texts in all (bounded
+    memory whatever the trace lengths). Readability and language mixing both split the same
+    reasoning into paragraphs and lower-case it, one filter after the other over a batch: the
+    second gets the first's pass from here; a miss only costs the pass again."""
+
+    def __init__(self, max_chars: int):
+        self.max_chars = max_chars
+        self.chars = 0
+        self.items: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, text: str) -> Any:
+        return self.items.get(text)
+
+    def put(self, text: str, value: Any) -> Any:
+        if len(text) <= self.max_chars // 4 and text not in self.items:
+            self.items[text] = value
+            self.chars += len(text)
+            while self.chars > self.max_chars:
+                old, _ = self.items.popitem(last=False)
+                self.chars -= len(old)
+        return value
+
+
+_PARAGRAPHS = _TextCache(16_000_000)
+_LOWERED = _TextCache(16_000_000)
+
+
 def lowered(text: str) -> str:
     """`text.lower()`, shared between the filters like `paragraphs`."""
-    return text.lower()
+    got = _LOWERED.get(text)
+    return got if got is not None else _LOWERED.put(text, text.lower())
 
 
 _SENT_RE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|\n|$)")
