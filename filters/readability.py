@@ -128,11 +128,13 @@ def split_hashed(low: str) -> tuple[np.ndarray, np.ndarray]:
         b = np.frombuffer(low.encode("latin-1"), dtype=np.uint8)
     except UnicodeEncodeError:
         return _hashed(low.split())
-    inside = ~_SPACE[b]
-    edges = np.flatnonzero(np.diff(np.r_[False, inside, False]))
+    inside = np.zeros(len(b) + 2, dtype=np.int8)  # 1 inside a word, padded with 0 both ends
+    inside[1:-1] = ~_SPACE[b]
+    edges = np.flatnonzero(np.diff(inside))
     starts, ends = edges[0::2], edges[1::2]
     pw, inv = _powers(len(b) + 1)
-    prefix = np.r_[np.uint64(0), np.cumsum((b.astype(np.uint64) + np.uint64(1)) * pw[: len(b)], dtype=np.uint64)]
+    prefix = np.zeros(len(b) + 1, dtype=np.uint64)
+    np.cumsum((b.astype(np.uint64) + np.uint64(1)) * pw[: len(b)], dtype=np.uint64, out=prefix[1:])
     h = (prefix[ends] - prefix[starts]) * inv[starts]
     lens = ends - starts
     return (h ^ (lens.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))).view(np.int64), lens.astype(np.int64)
@@ -181,7 +183,9 @@ def _ngram_stats(hashed: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[dict[s
                 key = counts[codes] * (1 << 20) + np.minimum(glen[valid], (1 << 20) - 1)
                 best = np.zeros(len(docs), dtype=np.int64)
                 # d is sorted (documents are contiguous): reduceat per document, not the slow ufunc.at
-                starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+                change = np.ones(len(d), dtype=bool)
+                change[1:] = d[1:] != d[:-1]
+                starts = np.flatnonzero(change)
                 best[d[starts]] = np.maximum.reduceat(key, starts)
                 cnt, chars = best >> 20, best & ((1 << 20) - 1)
                 frac = np.where(cnt > 1, cnt * chars / total_chars, 0.0)

@@ -45,7 +45,7 @@ TOKEN_RE = re.compile(
 # Runs of one script: tokens of one script with only separators between them (characters that
 # start no token: not a letter, not in any script's block). One match per run instead of one per
 # word or CJK character, so `language_mixing._regions` loops over script changes, not words.
-# Same spans as merging consecutive TOKEN_RE tokens of a script (tests/test_filters_regions.py).
+# Same spans as merging consecutive TOKEN_RE tokens of a script (tests/test_filters_fast_paths.py).
 _ALL_SCRIPTS = HAN + KANA + HANGUL + LATIN + CYRILLIC + GREEK + ARABIC + HEBREW + DEVANAGARI + BENGALI + TAMIL + TELUGU + THAI
 _SEP = rf"(?:(?![{_ALL_SCRIPTS}])[\W\d_])*"
 SCRIPT_TOKEN = {

@@ -1,8 +1,11 @@
-"""`language_mixing._regions` finds script runs with one regex match per run; these are the
-spans, word counts and kana flags of merging consecutive TOKEN_RE tokens one by one (the
-definition), on real mixed-script text and on random strings of the characters where the two
-could part: separators inside script blocks (・, Arabic-Indic digits, Greek ;), letters of no
-listed script (µ, ª), apostrophes, digits, superscripts."""
+"""The filters' fast paths give what their definitions give.
+
+`language_mixing._regions` finds script runs with one regex match per run; these are the spans,
+word counts and kana flags of merging consecutive TOKEN_RE tokens one by one (the definition), on
+real mixed-script text and on random strings of the characters where the two could part:
+separators inside script blocks (・, Arabic-Indic digits, Greek ;), letters of no listed script
+(µ, ª), apostrophes, digits, superscripts. Likewise the byte-level Latin word count, the script
+checks on Latin-1 text and the numpy word split of readability."""
 
 from __future__ import annotations
 
@@ -77,3 +80,31 @@ def test_latin_word_count_by_byte_classes_matches_the_regex():
         b = rng.randint(a, len(text))
         assert count_latin_words(classes, a, b) == len(LATIN_WORD_RE.findall(text[a:b])), (text, a, b)
     assert latin1_word_classes("π and ’") is None  # not Latin-1: the caller uses the regex
+
+
+def test_script_checks_match_their_regexes():
+    from filters import text as t
+
+    rng = random.Random(2)
+    chars = [chr(i) for i in range(256)] + ["π", "生", "・", "ア", "’", "ℝ"]
+    for _ in range(50_000):
+        s = "".join(rng.choice(chars) for _ in range(rng.randint(0, 8)))
+        assert t.has_non_latin_letter(s) == (t.NON_LATIN_LETTER_RE.search(s) is not None), s
+        assert t.has_non_latin_math_letter(s) == (t.LATIN_MATH_ONLY_RE.search(s) is not None), s
+        assert t.has_cjk_char(s) == (t.CJK_CHAR_RE.search(s) is not None), s
+
+
+def test_numpy_word_split_matches_str_split():
+    from filters.readability import split_hashed
+
+    rng = random.Random(3)
+    chars = [" ", "\n", "\t", "\x1c", "\x85", "\xa0", "\x0b", "a", "b", "é", "×", "µ", "\x00", "ab", "π", "’"]
+    for _ in range(30_000):
+        s = "".join(rng.choice(chars) for _ in range(rng.randint(0, 12)))
+        hashes, lens = split_hashed(s)
+        words = s.split()
+        assert list(lens) == [len(w) for w in words], repr(s)
+        seen: dict[str, int] = {}
+        for w, h in zip(words, hashes):
+            assert seen.setdefault(w, int(h)) == int(h), repr(s)  # a word has one hash
+        assert len(set(seen.values())) == len(seen), repr(s)  # different words, different hashes
