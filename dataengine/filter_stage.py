@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
+import shutil
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import pyarrow as pa
 
 from dataengine.config import PipelineConfig, _to_plain, section
 from dataengine.store import Workspace
@@ -98,16 +102,40 @@ def score_rows(rows: Sequence[Mapping[str, Any]], names: Sequence[str], fc: Filt
     return out
 
 
-def _pending_sql(rescore: bool) -> str:
-    done = "" if rescore else """
+def _done_sql(rescore: bool) -> str:
+    return "" if rescore else """
         anti join (select trace_id from filter_results where list_contains($names, filter)
                    group by trace_id having count(distinct filter) = len($names)) d using (trace_id)"""
+
+
+def _pending_sql(rescore: bool) -> str:
     return f"""
         select t.trace_id, t.completion, t.reasoning, t.answer, t.think_closed, t.think_format,
                t.finish_reason, t.domain, coalesce(t.language, p.language) as language, p.prompt,
                t.completion_tokens, coalesce(t.metadata->>'bucket', 'reasoning') as bucket
-        from traces t left join prompts p using (prompt_id){done}
+        from traces t left join prompts p using (prompt_id){_done_sql(rescore)}
     """
+
+
+_SCRATCH = "scratch"  # under the workspace root: the batches handed to workers, deleted as read
+
+
+def score_batch_file(path: str, names: Sequence[str], fc: FilterConfig, config_hash: str,
+                     run_id: str) -> tuple[int, dict[str, str], list[dict[str, Any]]]:
+    """Score the batch of trace rows in the Arrow IPC file `path` (written by the parent, read
+    here memory-mapped, then deleted): (completion bytes, trace_id → bucket, `filter_results` rows)."""
+    with pa.memory_map(path) as src:
+        rows = pa.ipc.open_file(src).read_all().to_pylist()
+    os.unlink(path)
+    return _text_bytes(rows), _buckets(rows), score_rows(rows, names, fc, config_hash, run_id)
+
+
+def _text_bytes(rows: Sequence[Mapping[str, Any]]) -> int:
+    return sum(len((r.get("completion") or "").encode("utf-8", "replace")) for r in rows)
+
+
+def _buckets(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {r["trace_id"]: r.get("bucket") or "reasoning" for r in rows}
 
 
 def _batches(ws: Workspace, sql: str, params: dict[str, Any], size: int, limit: int | None,
@@ -202,10 +230,9 @@ def _run_filter(ws: Workspace, fc: FilterConfig, names: list[str], config_hash: 
                                  "scores": r["scores"], "config_hash": config_hash, "run_id": run.run_id})
                 account(rows, buckets)
         else:
-            batches = _batches(ws, _pending_sql(rescore), {} if rescore else {"names": names}, fc.batch_size, limit)
-            for rows_in, rows in _score_all(batches, names, fc, config_hash, run.run_id):
-                text_bytes += sum(len((r.get("completion") or "").encode("utf-8", "replace")) for r in rows_in)
-                account(rows, {r["trace_id"]: r.get("bucket") or "reasoning" for r in rows_in})
+            for nbytes, buckets, rows in _score_all(ws, rescore, limit, names, fc, config_hash, run.run_id):
+                text_bytes += nbytes
+                account(rows, buckets)
         seconds = time.perf_counter() - t0
         counts = {
             "in": traces_in, "out": traces_out, "quarantined": 0, "shards": shards,
@@ -223,26 +250,69 @@ def _run_filter(ws: Workspace, fc: FilterConfig, names: list[str], config_hash: 
     return {"run_id": run.run_id, "filters": names, "config_hash": config_hash, **counts}
 
 
-def _score_all(batches: Iterator[list[dict[str, Any]]], names: Sequence[str], fc: FilterConfig, config_hash: str,
-               run_id: str) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """(input rows, result rows) per batch, in order; scored on `fc.processes` processes.
+def _score_all(ws: Workspace, rescore: bool, limit: int | None, names: Sequence[str], fc: FilterConfig,
+               config_hash: str, run_id: str) -> Iterator[tuple[int, dict[str, str], list[dict[str, Any]]]]:
+    """(completion bytes, trace_id → bucket, result rows) per batch, in order; scored on
+    `fc.processes` processes.
 
-    At most 2 batches per worker are in flight, so memory stays bounded however many traces
-    there are (Pool.imap would read the whole generator ahead).
+    One process streams the pending rows itself. With more, the parent streams the pending rows
+    from DuckDB as Arrow (no Python object per value) into one Arrow IPC file per batch under
+    `<workspace>/scratch/`, and only the file's path goes to a worker, which memory-maps it and
+    returns only the results: no text is pickled, and the parent does little besides writing
+    shards. (A worker querying its own trace_id range from the `traces` view costs about as much
+    as streaming every row, since the view's winners and the Parquet scan are not cut by the
+    range: quadratic at scale.) At most 2 batches per worker are in flight, so memory and
+    scratch disk stay bounded however many traces there are (Pool.imap would read ahead).
     """
+    params = {} if rescore else {"names": names}
     if fc.processes <= 1:
-        for rows in batches:
-            yield rows, score_rows(rows, names, fc, config_hash, run_id)
+        for rows in _batches(ws, _pending_sql(rescore), params, fc.batch_size, limit):
+            yield _text_bytes(rows), _buckets(rows), score_rows(rows, names, fc, config_hash, run_id)
         return
-    # spawn: the parent holds a DuckDB connection with its own threads; forking it is unsafe.
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(fc.processes) as pool:
-        inflight: deque[tuple[list[dict[str, Any]], Any]] = deque()
-        for rows in batches:
-            inflight.append((rows, pool.apply_async(score_rows, (rows, names, fc, config_hash, run_id))))
-            if len(inflight) >= 2 * fc.processes:
-                rows0, res = inflight.popleft()
-                yield rows0, res.get()
-        while inflight:
-            rows0, res = inflight.popleft()
-            yield rows0, res.get()
+    scratch = ws.root / _SCRATCH / f"filter-{run_id}"
+    # One filter run at a time (the stage lease): what an earlier, killed run left is stale.
+    shutil.rmtree(ws.root / _SCRATCH, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    # Not fork: the parent holds DuckDB connections with their own threads, unsafe to fork. A
+    # fork server is a fresh process that imports the filters once; each worker forks from it
+    # with numpy/pandas/the filters already loaded (spawn paid those ~1.4 CPU-s per worker).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["dataengine.filter_stage", "filters.readability", "filters.language_mixing",
+                                "filters.format", "pandas"])
+    try:
+        with ctx.Pool(fc.processes) as pool:
+            inflight: deque[Any] = deque()
+            for k, tbl in enumerate(_arrow_batches(ws, _pending_sql(rescore), params, fc.batch_size, limit)):
+                path = scratch / f"{k:06d}.arrow"
+                with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, tbl.schema) as w:
+                    w.write_table(tbl)
+                inflight.append(pool.apply_async(score_batch_file, (str(path), names, fc, config_hash, run_id)))
+                if len(inflight) >= 2 * fc.processes:
+                    yield inflight.popleft().get()
+            while inflight:
+                yield inflight.popleft().get()
+    finally:
+        shutil.rmtree(ws.root / _SCRATCH, ignore_errors=True)
+
+
+def _arrow_batches(ws: Workspace, sql: str, params: dict[str, Any], size: int, limit: int | None) -> Iterator[pa.Table]:
+    """The query's rows as Arrow tables of `size` rows (the last may be shorter), streamed:
+    DuckDB hands Arrow over without making a Python object per value."""
+    con = ws.connect()
+    try:
+        if limit is not None:
+            sql = f"select * from ({sql}) limit {int(limit)}"
+        buf: list[pa.RecordBatch] = []
+        n = 0
+        for rb in con.sql(sql, params=params).to_arrow_reader(size):
+            buf.append(rb)
+            n += rb.num_rows
+            while n >= size:
+                tbl = pa.Table.from_batches(buf)
+                yield tbl.slice(0, size).combine_chunks()
+                rest = tbl.slice(size)
+                buf, n = rest.to_batches(), rest.num_rows
+        if n:
+            yield pa.Table.from_batches(buf).combine_chunks()
+    finally:
+        con.close()

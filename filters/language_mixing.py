@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,19 @@ from filters import langid
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
 from filters.split import THINK_FORMATS, split_completion
 from filters.text import (
-    LATIN_MATH_ONLY_RE,
+    HAN,
+    KANA,
+    KANA_RE,
     LATIN_WORD_RE,
     NON_LATIN_LETTER_RE,
     PROSE_WORD_RE,
+    SCRIPT_RUN_RE,
+    SCRIPT_TOKEN_RE,
     TOKEN_RE,
     WORD2_RE,
+    has_non_latin_letter,
+    has_non_latin_math_letter,
+    lowered,
     mask_non_prose,
     paragraphs,
     safe_text,
@@ -135,28 +143,40 @@ class _Part:
             self.spans.append([lang, start, end, words, cross])
 
 
+# Inside a CJK run, the characters that are not CJK (separators): words = length - these.
+_CJK_GAP_RE = re.compile(f"[^{HAN}{KANA}]")
+
+
 def _script_of(group: str) -> str:
     return "cjk" if group in ("han", "kana") else group
 
 
 def _regions(masked: str) -> list[tuple[str, int, int, int, bool]]:
-    """(script, start, end, words, has_kana) runs of one script; Latin-only text is one run."""
-    if not NON_LATIN_LETTER_RE.search(masked):
+    """(script, start, end, words, has_kana) runs of one script; Latin-only text is one run.
+
+    Words as TOKEN_RE counts them: one per CJK character (a kana run counts its characters),
+    one per token in other scripts."""
+    if not has_non_latin_letter(masked):
         return [("latin", 0, len(masked), -1, False)]
     out: list[tuple[str, int, int, int, bool]] = []
     cur: list[Any] | None = None
-    for m in TOKEN_RE.finditer(masked):
-        g = m.lastgroup or "other"
-        script = _script_of(g)
-        words = (m.end() - m.start()) if g == "kana" else 1
+    for m in SCRIPT_RUN_RE.finditer(masked):
+        script = m.lastgroup or "other"
+        a, b = m.span()
+        if script == "other":
+            words, kana = 1, False
+        elif script == "cjk":
+            words, kana = b - a - len(_CJK_GAP_RE.findall(masked, a, b)), KANA_RE.search(masked, a, b) is not None
+        else:
+            words, kana = len(SCRIPT_TOKEN_RE[script].findall(masked, a, b)), False
         if cur is not None and cur[0] == script:
-            cur[2] = m.end()
+            cur[2] = b
             cur[3] += words
-            cur[4] = cur[4] or g == "kana"
+            cur[4] = cur[4] or kana
         else:
             if cur is not None:
                 out.append(tuple(cur))  # type: ignore[arg-type]
-            cur = [script, m.start(), m.end(), words, g == "kana"]
+            cur = [script, a, b, words, kana]
     if cur is not None:
         out.append(tuple(cur))  # type: ignore[arg-type]
     return out
@@ -179,13 +199,14 @@ class _Job:
 def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> None:
     target_script = _LANG_SCRIPT.get(target, "latin")
     stop = STOPWORDS.get(target)
-    if target_script == "latin" and not LATIN_MATH_ONLY_RE.search(part.text):
+    if target_script == "latin" and not has_non_latin_math_letter(part.text):
         _label_latin_fast(part, stop, params, jobs)
         return
     masked = mask_non_prose(part.text)
     has_kana_anywhere = None
     lowered: str | None = None
-    for script, a, b, words, has_kana in _regions(masked):
+    regions = _regions(masked)
+    for script, a, b, words, has_kana in regions:
         cross = script != target_script
         if script == "latin":
             if not cross:
@@ -217,7 +238,7 @@ def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> 
             continue
         if script == "cjk":
             if has_kana_anywhere is None:
-                has_kana_anywhere = any(r[4] for r in _regions(masked))
+                has_kana_anywhere = any(r[4] for r in regions)
             lang = "ja" if has_kana or has_kana_anywhere else "zh"
         else:
             lang = SCRIPT_LANGS.get(script, ("und",))[0]
@@ -230,9 +251,9 @@ def _label_latin_fast(part: _Part, stop: frozenset[str] | None, params: _Params,
     preceded by a backslash or letter (so `\\frac` is no word, numbers never are); only a
     paragraph whose function words do not vouch for it is masked and sent to the model."""
     text = part.text
-    lowered = text.lower()
+    low = lowered(text)
     for pa, pb in paragraphs(text):
-        toks = PROSE_WORD_RE.findall(lowered, pa, pb)
+        toks = PROSE_WORD_RE.findall(low, pa, pb)
         n = len(toks)
         part.target_words += n
         if n < params.min_segment_words:

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any
 
 # Unicode ranges per script. Han and kana are split so Japanese can be told from Chinese.
@@ -41,6 +42,23 @@ TOKEN_RE = re.compile(
     rf"|(?P<bengali>[{BENGALI}]+)|(?P<tamil>[{TAMIL}]+)|(?P<telugu>[{TELUGU}]+)|(?P<thai>[{THAI}]+)"
     r"|(?P<other>[^\W\d_]+)"
 )
+# Runs of one script: tokens of one script with only separators between them (characters that
+# start no token: not a letter, not in any script's block). One match per run instead of one per
+# word or CJK character, so `language_mixing._regions` loops over script changes, not words.
+# Same spans as merging consecutive TOKEN_RE tokens of a script (tests/test_filters_fast_paths.py).
+_ALL_SCRIPTS = HAN + KANA + HANGUL + LATIN + CYRILLIC + GREEK + ARABIC + HEBREW + DEVANAGARI + BENGALI + TAMIL + TELUGU + THAI
+_SEP = rf"(?:(?![{_ALL_SCRIPTS}])[\W\d_])*"
+SCRIPT_TOKEN = {
+    "cjk": f"[{HAN}{KANA}]", "hangul": f"[{HANGUL}]+", "latin": rf"[{LATIN}]+(?:['’][{LATIN}]+)*",
+    "cyrillic": f"[{CYRILLIC}]+", "greek": f"[{GREEK}]+", "arabic": f"[{ARABIC}]+", "hebrew": f"[{HEBREW}]+",
+    "devanagari": f"[{DEVANAGARI}]+", "bengali": f"[{BENGALI}]+", "tamil": f"[{TAMIL}]+", "telugu": f"[{TELUGU}]+",
+    "thai": f"[{THAI}]+",
+}
+SCRIPT_TOKEN_RE = {k: re.compile(v) for k, v in SCRIPT_TOKEN.items()}
+SCRIPT_RUN_RE = re.compile(
+    "|".join(f"(?P<{k}>{v}(?:{_SEP}{v})*)" for k, v in SCRIPT_TOKEN.items()) + r"|(?P<other>[^\W\d_]+)"
+)
+KANA_RE = re.compile(f"[{KANA}]")
 # Any letter of a script other than Latin: when absent, the fast Latin-only path applies.
 NON_LATIN_LETTER_RE = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 LATIN_WORD_RE = re.compile(rf"[{LATIN}]+(?:['’][{LATIN}]+)*")
@@ -84,6 +102,79 @@ _MASK_RE = re.compile(
 )
 
 
+def _latin1_matches(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    return tuple(c for c in map(chr, range(128, 256)) if pattern.match(c))
+
+
+# The characters of U+0080-U+00FF each pattern matches (ª, µ, º, ², … ), found by the regexes
+# themselves: for Latin-1 text (most R1 traces: ASCII plus ×, ², °), looking for these few
+# characters with `in` (memchr speed) answers the same as a regex pass over every character.
+_LATIN1_NON_LATIN = _latin1_matches(NON_LATIN_LETTER_RE)
+_LATIN1_NON_LATIN_MATH = _latin1_matches(LATIN_MATH_ONLY_RE)
+
+
+def _is_latin1(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_non_latin_letter(text: str) -> bool:
+    """`NON_LATIN_LETTER_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
+    if text.isascii():
+        return False
+    if _is_latin1(text):
+        return any(c in text for c in _LATIN1_NON_LATIN)
+    return NON_LATIN_LETTER_RE.search(text) is not None
+
+
+def has_cjk_char(text: str) -> bool:
+    """`CJK_CHAR_RE.search(text) is not None`; Latin-1 text has none."""
+    return not _is_latin1(text) and CJK_CHAR_RE.search(text) is not None
+
+
+def has_non_latin_math_letter(text: str) -> bool:
+    """`LATIN_MATH_ONLY_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
+    if text.isascii():
+        return False
+    if _is_latin1(text):
+        return any(c in text for c in _LATIN1_NON_LATIN_MATH)
+    return LATIN_MATH_ONLY_RE.search(text) is not None
+
+
+# Latin-1 bytes → b"a" for a letter of LATIN, b"'" for the apostrophe, b" " for anything else.
+_LATIN1_WORD_CLASS = bytes(
+    97 if re.fullmatch(f"[{LATIN}]", chr(i)) else 39 if i == 39 else 32 for i in range(256)
+)
+
+
+def latin1_word_classes(text: str) -> bytes | None:
+    """For Latin-1 text, its characters mapped to word classes (see `count_latin_words`); else None."""
+    try:
+        return text.encode("latin-1").translate(_LATIN1_WORD_CLASS)
+    except UnicodeEncodeError:
+        return None
+
+
+def count_latin_words(classes: bytes, start: int, end: int) -> int:
+    """`len(LATIN_WORD_RE.findall(text[start:end]))` from `latin1_word_classes(text)`, by counting
+    word starts with bytes.count (memchr speed) instead of a regex pass.
+
+    A match of LATIN_WORD_RE (letters, joined by single apostrophes) starts at a letter that
+    follows a non-letter non-apostrophe (" a"), or an apostrophe that itself follows no letter
+    (" 'a", "''a"), or the start of the slice ("a", "'a"). The three patterns cannot overlap
+    themselves or each other, so bytes.count counts each start once.
+    """
+    t = classes
+    head = t[start:min(start + 2, end)]
+    return (t.count(b" a", start, end) + t.count(b" 'a", start, end) + t.count(b"''a", start, end)
+            + (head[:1] == b"a") + (head == b"'a"))
+
+
 def safe_text(value: Any) -> tuple[str, list[str]]:
     """Any input → a clean `str` and what had to be fixed (never raises).
 
@@ -119,22 +210,66 @@ def mask_non_prose(text: str) -> str:
 
 def count_words(text: str) -> int:
     """Words, script-aware: CJK per character, other scripts per whitespace/punctuation word."""
-    if not NON_LATIN_LETTER_RE.search(text):
+    if not has_non_latin_letter(text):
         return len(LATIN_WORD_RE.findall(text))
     return sum(1 for _ in TOKEN_RE.finditer(text))
 
 
 def paragraphs(text: str) -> list[tuple[int, int]]:
     """(start, end) of each paragraph: blocks separated by blank lines."""
+    got = _PARAGRAPHS.get(text)
+    if got is None:
+        got = _PARAGRAPHS.put(text, _paragraphs(text))
+    return list(got)
+
+
+def _paragraphs(text: str) -> tuple[tuple[int, int], ...]:
     out = []
     pos = 0
-    for m in re.finditer(r"\n[ \t]*\n\s*", text):
+    for m in _PARA_BREAK_RE.finditer(text):
         if m.start() > pos:
             out.append((pos, m.start()))
         pos = m.end()
     if pos < len(text) and text[pos:].strip():
         out.append((pos, len(text)))
-    return out
+    return tuple(out)
+
+
+_PARA_BREAK_RE = re.compile(r"\n[ \t]*\n\s*")
+
+
+class _TextCache:
+    """The last results computed per text, up to `max_chars` characters of texts in all (bounded
+    memory whatever the trace lengths). Readability and language mixing both split the same
+    reasoning into paragraphs and lower-case it, one filter after the other over a batch: the
+    second gets the first's pass from here; a miss only costs the pass again."""
+
+    def __init__(self, max_chars: int):
+        self.max_chars = max_chars
+        self.chars = 0
+        self.items: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, text: str) -> Any:
+        return self.items.get(text)
+
+    def put(self, text: str, value: Any) -> Any:
+        if len(text) <= self.max_chars // 4 and text not in self.items:
+            self.items[text] = value
+            self.chars += len(text)
+            while self.chars > self.max_chars:
+                old, _ = self.items.popitem(last=False)
+                self.chars -= len(old)
+        return value
+
+
+_PARAGRAPHS = _TextCache(16_000_000)
+_LOWERED = _TextCache(16_000_000)
+
+
+def lowered(text: str) -> str:
+    """`text.lower()`, shared between the filters like `paragraphs`."""
+    got = _LOWERED.get(text)
+    return got if got is not None else _LOWERED.put(text, text.lower())
 
 
 _SENT_RE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|\n|$)")
