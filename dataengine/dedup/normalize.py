@@ -71,15 +71,6 @@ class _Powers:
 
 _POWERS = _Powers()
 
-# ASCII lower-casing and "is a word byte" as 256-entry lookup tables (one gather each).
-_LOWER = np.arange(256, dtype=np.uint8)
-_LOWER[65:91] += 32
-_WORD = np.zeros(256, dtype=bool)
-_WORD[48:58] = True
-_WORD[97:123] = True
-_WORD[0x80:] = True
-
-
 @dataclass
 class TokenBatch:
     """Tokens of a batch of documents, concatenated.
@@ -109,8 +100,10 @@ class TokenBatch:
 def _prepare(texts: list[str]) -> bytes:
     """NFKC + lower case of every text as UTF-8, joined by NUL (a separator no token contains).
 
-    ASCII texts skip NFKC and are lower-cased on the bytes in numpy (a lookup table); the others
-    are normalised and lower-cased here.
+    Lower-casing is left to the bytes: ASCII letters through a lookup table in `tokenize`, and
+    the non-ASCII characters only where one of them changes under `str.lower` (`_lower_non_ascii`):
+    `str.lower` on a whole non-ASCII text was a fifth of the hashing cost, and most traces'
+    non-ASCII characters (×, ≤, CJK) have no lower case.
     """
     parts = []
     for t in texts:
@@ -118,32 +111,89 @@ def _prepare(texts: list[str]) -> bytes:
             t = ""
         if "\x00" in t:
             t = t.replace("\x00", " ")
-        if not t.isascii():
-            # NFKC is a third of the hashing cost of a non-ASCII trace; the quick check is 30x
-            # cheaper and most real traces pass it. (A regex that finds only the characters NFKC
-            # changes was tried: it scans 9x slower than normalising everything.)
-            if not unicodedata.is_normalized("NFKC", t):
-                t = unicodedata.normalize("NFKC", t)
-            t = t.lower()
+        # NFKC is a third of the hashing cost of a non-ASCII trace; the quick check is 30x
+        # cheaper and most real traces pass it. (A regex that finds only the characters NFKC
+        # changes was tried: it scans 9x slower than normalising everything.)
+        if not t.isascii() and not unicodedata.is_normalized("NFKC", t):
+            t = unicodedata.normalize("NFKC", t)
         parts.append(t.encode("utf-8", "surrogatepass"))
+    return _lower_non_ascii(parts)
+
+
+# Non-ASCII code point -> whether str.lower changes it (filled as characters are met).
+_CHANGES_LOWER: dict[int, bool] = {}
+
+
+def _code_points(b: np.ndarray, lead: np.ndarray) -> np.ndarray:
+    """The code points of the UTF-8 characters whose lead bytes are at `lead` (lead bytes >= 0xC0)."""
+    x = b[lead].astype(np.int64)
+    nb = np.where(x >= 0xF0, 4, np.where(x >= 0xE0, 3, 2))
+    cp = x & np.where(nb == 4, 0x07, np.where(nb == 3, 0x0F, 0x1F))
+    n = len(b)
+    for k in (1, 2, 3):
+        more = nb > k
+        cont = b[np.minimum(lead + k, n - 1)].astype(np.int64) & 0x3F
+        cp = np.where(more, (cp << 6) | cont, cp)
+    return cp
+
+
+def _lower_non_ascii(parts: list[bytes]) -> bytes:
+    """The NUL-joined parts, each document with a non-ASCII character that `str.lower` changes
+    lower-cased as a whole by `str.lower` (so final sigma and multi-character mappings are
+    exactly Python's); the other documents are left for the ASCII table in `tokenize`.
+
+    The same result as `str.lower` on every text: Python lower-cases character by character
+    (final sigma, the one context rule, is a character that changes), so a text none of whose
+    non-ASCII characters changes differs from its lower case only in ASCII letters.
+    """
+    buf = b"\x00".join(parts)
+    b = np.frombuffer(buf, dtype=np.uint8)
+    lead = np.flatnonzero(b >= 0xC0)
+    if len(lead) == 0:
+        return buf
+    cp = _code_points(b, lead)
+    uniq = np.unique(cp)
+    for c in uniq.tolist():
+        if c not in _CHANGES_LOWER:
+            ch = chr(c)
+            _CHANGES_LOWER[c] = ch.lower() != ch
+    changing = [c for c in uniq.tolist() if _CHANGES_LOWER[c]]
+    if not changing:
+        return buf
+    hit = lead[np.isin(cp, changing)]
+    docs = np.unique(np.searchsorted(np.flatnonzero(b == 0), hit))
+    for d in docs.tolist():
+        parts[d] = parts[d].decode("utf-8", "surrogatepass").lower().encode("utf-8", "surrogatepass")
     return b"\x00".join(parts)
+
+
+def _ascii_lower(raw: np.ndarray) -> np.ndarray:
+    """ASCII A-Z to a-z, other bytes as they are (wrapping uint8 compares: no 256-entry gather,
+    which was 2-3x slower per byte)."""
+    upper = (raw - np.uint8(65)) < np.uint8(26)
+    return raw + (upper.view(np.uint8) << np.uint8(5))
+
+
+def _word_bytes(a: np.ndarray) -> np.ndarray:
+    """ASCII letters/digits of lower-cased bytes and every non-ASCII byte."""
+    return ((a - np.uint8(97)) < np.uint8(26)) | ((a - np.uint8(48)) < np.uint8(10)) | (a >= np.uint8(0x80))
 
 
 def tokenize(texts: list[str]) -> TokenBatch:
     """Tokenise and hash a batch of texts (see the module docstring for what a token is)."""
     buf = _prepare(texts)
-    a = _LOWER[np.frombuffer(buf, dtype=np.uint8)]  # ASCII lower case
+    a = _ascii_lower(np.frombuffer(buf, dtype=np.uint8))
     n = len(a)
     if n == 0:
         z = np.zeros(0, dtype=np.int64)
         return TokenBatch(np.zeros(0, dtype=U64), z, np.zeros(len(texts) + 1, dtype=np.int64), z, z, buf)
 
     # Word bytes: ASCII letters/digits and every non-ASCII byte, except the separators below.
-    word = _WORD[a]
+    word = _word_bytes(a)
     # Three-byte characters are rare in most traces: handle them on their indices only.
     hi = np.flatnonzero(a >= 0xE2)
     hi = hi[hi + 2 < n]
-    extra_starts = np.zeros(0, dtype=np.int64)
+    inner = np.zeros(0, dtype=np.int64)
     if len(hi):
         lead, nxt = a[hi], a[hi + 1]
         # Punctuation blocks are separators: General Punctuation (U+2000–U+206F: dashes, curly
@@ -156,40 +206,45 @@ def tokenize(texts: list[str]) -> TokenBatch:
         # A CJK character (lead byte E3–ED: U+3000–U+D7FF) is a token by itself: a token
         # boundary before it and after its three bytes.
         ci = hi[(lead >= 0xE3) & (lead <= 0xED) & ~sep]
-        extra_starts = np.concatenate([ci, ci + 3])
-    w8 = word.view(np.int8)
-    edge = np.empty(n + 1, dtype=np.int8)
-    edge[0] = w8[0]
-    np.subtract(w8[1:], w8[:-1], out=edge[1:n])
-    edge[n] = -w8[-1]
-    starts = np.flatnonzero(edge == 1)
-    ends = np.flatnonzero(edge == -1)
-    if len(extra_starts):
-        # Split word runs at CJK boundaries: each such position (inside a run) ends one token
-        # and starts the next.
-        extra_starts = extra_starts[(extra_starts < n) & word[np.minimum(extra_starts, n - 1)]]
-        inner = extra_starts[(extra_starts > 0) & word[np.maximum(extra_starts - 1, 0)]]
-        # Disjoint from starts (preceded by a word byte) and from ends (a word byte): no dedupe.
-        # (np.union1d would hash-unique millions of positions: 20x slower.)
-        inner = np.sort(inner)
-        inner = inner[np.r_[True, inner[1:] != inner[:-1]]]
-        starts = np.sort(np.concatenate([starts, inner]))
-        ends = np.sort(np.concatenate([ends, inner]))
+        extra = np.concatenate([ci, ci + 3])
+        extra = extra[(extra < n) & word[np.minimum(extra, n - 1)]]
+        # Only the positions inside a word run split it (one token ends, the next starts).
+        inner = extra[(extra > 0) & word[np.maximum(extra - 1, 0)]]
+    # Token boundaries: where word and non-word bytes meet (the buffer's ends count as non-word).
+    edge = np.empty(n + 1, dtype=bool)
+    edge[0] = word[0]
+    np.not_equal(word[1:], word[:-1], out=edge[1:n])
+    edge[n] = word[-1]
+    if len(inner):
+        # Marked in place, not sorted in: a sort of every boundary cost as much as the hashing.
+        edge[inner] = True
+        bnd = np.flatnonzero(edge)
+        starts = bnd[word[np.minimum(bnd, n - 1)] & (bnd < n)]
+        ends = bnd[word[np.maximum(bnd - 1, 0)] & (bnd > 0)]
+    else:
+        # Word runs alternate with the rest: boundaries are start, end, start, end, ...
+        bnd = np.flatnonzero(edge)
+        starts = bnd[0::2]
+        ends = bnd[1::2]
 
     # Polynomial prefix hash: H[i] = sum_{j<i} a[j] * P**j; token [s,e) = (H[e]-H[s]) * P**-s.
     pw, inv = _POWERS.get(n)
     with np.errstate(over="ignore"):
         h = np.empty(n + 1, dtype=U64)
         h[0] = 0
-        np.multiply(a, pw, out=h[1:], dtype=U64)
+        np.multiply(pw, a, out=h[1:])
         np.cumsum(h, out=h)
         tok = mix64((h[ends] - h[starts]) * inv[starts])
+    del h
 
     # Document of every token: documents are separated by NUL bytes.
     bounds = np.flatnonzero(a == 0)
-    doc = np.searchsorted(bounds, starts)
-    offsets = np.searchsorted(doc, np.arange(len(texts) + 1))
-    return TokenBatch(tok, doc.astype(np.int64), offsets.astype(np.int64), starts, ends, a.tobytes())
+    offsets = np.empty(len(texts) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = np.searchsorted(starts, bounds)
+    offsets[-1] = len(starts)
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(offsets))
+    return TokenBatch(tok, doc, offsets, starts, ends, a.tobytes())
 
 
 def normalize(text: str) -> str:
