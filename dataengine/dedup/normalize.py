@@ -21,9 +21,12 @@ token boundaries, so "exact" and "near" always agree on what a word is.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 U64 = np.uint64
 _P = 0x100000001B3  # FNV-1 64-bit prime
@@ -97,31 +100,79 @@ class TokenBatch:
         return [self.token_text(i) for i in range(self.offsets[d], self.offsets[d + 1])]
 
 
-def _prepare(texts: list[str]) -> bytes:
-    """NFKC + lower case of every text as UTF-8, joined by NUL (a separator no token contains).
-
-    Lower-casing is left to the bytes: ASCII letters through a lookup table in `tokenize`, and
-    the non-ASCII characters only where one of them changes under `str.lower` (`_lower_non_ascii`):
-    `str.lower` on a whole non-ASCII text was a fifth of the hashing cost, and most traces'
-    non-ASCII characters (×, ≤, CJK) have no lower case.
-    """
-    parts = []
-    for t in texts:
-        if t is None:
-            t = ""
-        if "\x00" in t:
-            t = t.replace("\x00", " ")
-        # NFKC is a third of the hashing cost of a non-ASCII trace; the quick check is 30x
-        # cheaper and most real traces pass it. (A regex that finds only the characters NFKC
-        # changes was tried: it scans 9x slower than normalising everything.)
-        if not t.isascii() and not unicodedata.is_normalized("NFKC", t):
+def _slow(t: str | None) -> bytes:
+    """A text's normalised UTF-8 the direct way: NFKC, then lower case (the definition that the
+    byte-level path below reproduces for texts with no special character)."""
+    t = (t or "").replace("\x00", " ")
+    if not t.isascii():
+        if not unicodedata.is_normalized("NFKC", t):
             t = unicodedata.normalize("NFKC", t)
-        parts.append(t.encode("utf-8", "surrogatepass"))
-    return _lower_non_ascii(parts)
+        t = t.lower()
+    return t.encode("utf-8", "surrogatepass")
 
 
-# Non-ASCII code point -> whether str.lower changes it (filled as characters are met).
-_CHANGES_LOWER: dict[int, bool] = {}
+def _prepare(texts: list[str]) -> tuple[bytes, np.ndarray]:
+    """NFKC + lower case of every text as UTF-8, joined by NUL (a separator no token contains),
+    and the byte offset where each document starts (plus the end)."""
+    parts = [(t.replace("\x00", " ") if "\x00" in t else t).encode("utf-8", "surrogatepass") if t else b"" for t in texts]
+    starts = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) + 1 for p in parts], out=starts[1:])
+    return _fix_special(b"\x00".join(parts), starts, lambda d: texts[d])
+
+
+def _prepare_arrow(arr: pa.Array) -> tuple[bytes, np.ndarray]:
+    """`_prepare` of an Arrow string array, from its UTF-8 buffer: no Python string per text."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.large_string())
+    n = len(arr)
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    off_t = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    bufs = arr.buffers()
+    offs = np.frombuffer(bufs[1], dtype=off_t)[arr.offset : arr.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    values = data[offs[0] : offs[-1]]
+    lengths = np.diff(offs)
+    if n == 0:
+        return b"", np.zeros(1, dtype=np.int64)
+    nul = values == 0
+    if nul.any():  # a NUL inside a text is a space (as str.replace in `_slow`)
+        values = np.where(nul, np.uint8(32), values)
+    # Document d's bytes move right by d: one NUL before each document but the first.
+    out = np.insert(values, offs[1:-1] - offs[0], np.uint8(0)) if n > 1 else values
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths + 1, out=starts[1:])
+    return _fix_special(out.tobytes(), starts, lambda d: arr[d].as_py())
+
+
+# Per code point: 1 if a text holding it goes the direct way (`_slow`), 0 if not, -1 not known yet.
+_SPECIAL = np.full(0x110000, -1, dtype=np.int8)
+_SPECIAL[:0x80] = 0
+
+
+# Starters (combining class 0) that compose with the character before them (NFKC_QC=Maybe):
+# the class-0 seconds of two-character canonical decompositions (unicodedata 14.0; the tests
+# rescan the running Python's tables to catch a newer Unicode), and the Hangul medial vowels
+# and final consonants that compose algorithmically.
+_COMPOSING_STARTERS = frozenset(
+    [0x9BE, 0x9D7, 0xB3E, 0xB56, 0xB57, 0xBBE, 0xBD7, 0xCC2, 0xCD5, 0xCD6, 0xD3E, 0xD57, 0xDCF, 0xDDF,
+     0xFB5, 0xFB7, 0x102E, 0x1B35, 0x11127, 0x1133E, 0x11357, 0x114B0, 0x114BA, 0x114BD, 0x115AF, 0x11930]
+    + list(range(0x1161, 0x1176)) + list(range(0x11A8, 0x11C3))
+)
+
+
+def _is_special(c: int) -> bool:
+    """Whether a text holding code point `c` may change under NFKC or under `str.lower` other
+    than in its ASCII letters. A character that NFKC keeps as it is, of combining class 0, that
+    composes with nothing before it and has no lower case leaves a text's NFKC quick check at
+    YES and `str.lower` character by character (final sigma, the one context rule, is a
+    character that changes), so the text's normal form is itself with ASCII lower-cased."""
+    if 0xD800 <= c <= 0xDFFF:
+        return True
+    ch = chr(c)
+    if ch.lower() != ch or unicodedata.normalize("NFKC", ch) != ch or unicodedata.combining(ch):
+        return True
+    return c in _COMPOSING_STARTERS
 
 
 def _code_points(b: np.ndarray, lead: np.ndarray) -> np.ndarray:
@@ -134,37 +185,39 @@ def _code_points(b: np.ndarray, lead: np.ndarray) -> np.ndarray:
         more = nb > k
         cont = b[np.minimum(lead + k, n - 1)].astype(np.int64) & 0x3F
         cp = np.where(more, (cp << 6) | cont, cp)
-    return cp
+    return np.minimum(cp, 0x10FFFF)
 
 
-def _lower_non_ascii(parts: list[bytes]) -> bytes:
-    """The NUL-joined parts, each document with a non-ASCII character that `str.lower` changes
-    lower-cased as a whole by `str.lower` (so final sigma and multi-character mappings are
-    exactly Python's); the other documents are left for the ASCII table in `tokenize`.
-
-    The same result as `str.lower` on every text: Python lower-cases character by character
-    (final sigma, the one context rule, is a character that changes), so a text none of whose
-    non-ASCII characters changes differs from its lower case only in ASCII letters.
-    """
-    buf = b"\x00".join(parts)
+def _fix_special(buf: bytes, starts: np.ndarray, text_of: Callable[[int], str | None]) -> tuple[bytes, np.ndarray]:
+    """`buf` with every document that holds a special character (`_is_special`) replaced by its
+    direct normal form (`_slow`); the other documents are already normal up to ASCII case, which
+    `tokenize` folds on the bytes. Per-text NFKC checks and `str.lower` were half the hashing
+    cost, and most traces' non-ASCII characters (×, ≤, CJK) are not special."""
     b = np.frombuffer(buf, dtype=np.uint8)
     lead = np.flatnonzero(b >= 0xC0)
     if len(lead) == 0:
-        return buf
+        return buf, starts
     cp = _code_points(b, lead)
-    uniq = np.unique(cp)
-    for c in uniq.tolist():
-        if c not in _CHANGES_LOWER:
-            ch = chr(c)
-            _CHANGES_LOWER[c] = ch.lower() != ch
-    changing = [c for c in uniq.tolist() if _CHANGES_LOWER[c]]
-    if not changing:
-        return buf
-    hit = lead[np.isin(cp, changing)]
-    docs = np.unique(np.searchsorted(np.flatnonzero(b == 0), hit))
+    seen = np.zeros(0x110000, dtype=bool)
+    seen[cp] = True
+    unknown = np.flatnonzero(seen & (_SPECIAL < 0))
+    for c in unknown.tolist():
+        _SPECIAL[c] = _is_special(c)
+    hit = _SPECIAL[cp] > 0
+    if not hit.any():
+        return buf, starts
+    docs = np.unique(np.searchsorted(starts, lead[hit], side="right") - 1)
+    pieces, prev = [], 0
     for d in docs.tolist():
-        parts[d] = parts[d].decode("utf-8", "surrogatepass").lower().encode("utf-8", "surrogatepass")
-    return b"\x00".join(parts)
+        pieces += [buf[prev : starts[d]], _slow(text_of(d))]
+        prev = starts[d + 1] - 1  # the NUL after document d (or the end)
+    pieces.append(buf[prev:])
+    out = b"".join(pieces)
+    # New document starts: after each NUL (the normal forms hold none).
+    new = np.zeros(len(starts), dtype=np.int64)
+    new[1:-1] = np.flatnonzero(np.frombuffer(out, dtype=np.uint8) == 0) + 1
+    new[-1] = len(out) + 1
+    return out, new
 
 
 def _ascii_lower(raw: np.ndarray) -> np.ndarray:
@@ -181,12 +234,23 @@ def _word_bytes(a: np.ndarray) -> np.ndarray:
 
 def tokenize(texts: list[str]) -> TokenBatch:
     """Tokenise and hash a batch of texts (see the module docstring for what a token is)."""
-    buf = _prepare(texts)
+    return _tokenize(*_prepare(texts))
+
+
+def tokenize_arrow(arr: pa.Array | pa.ChunkedArray) -> TokenBatch:
+    """`tokenize` of an Arrow string column (null is the empty text), read from its buffers."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return _tokenize(*_prepare_arrow(arr))
+
+
+def _tokenize(buf: bytes, doc_starts: np.ndarray) -> TokenBatch:
+    n_docs = len(doc_starts) - 1
     a = _ascii_lower(np.frombuffer(buf, dtype=np.uint8))
     n = len(a)
     if n == 0:
         z = np.zeros(0, dtype=np.int64)
-        return TokenBatch(np.zeros(0, dtype=U64), z, np.zeros(len(texts) + 1, dtype=np.int64), z, z, buf)
+        return TokenBatch(np.zeros(0, dtype=U64), z, np.zeros(n_docs + 1, dtype=np.int64), z, z, buf)
 
     # Word bytes: ASCII letters/digits and every non-ASCII byte, except the separators below.
     word = _word_bytes(a)
@@ -237,13 +301,12 @@ def tokenize(texts: list[str]) -> TokenBatch:
         tok = mix64((h[ends] - h[starts]) * inv[starts])
     del h
 
-    # Document of every token: documents are separated by NUL bytes.
-    bounds = np.flatnonzero(a == 0)
-    offsets = np.empty(len(texts) + 1, dtype=np.int64)
+    # Document of every token: documents are separated by NUL bytes (at doc_starts[1:] - 1).
+    offsets = np.empty(n_docs + 1, dtype=np.int64)
     offsets[0] = 0
-    offsets[1:-1] = np.searchsorted(starts, bounds)
+    offsets[1:-1] = np.searchsorted(starts, doc_starts[1:-1] - 1)
     offsets[-1] = len(starts)
-    doc = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(offsets))
+    doc = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(offsets))
     return TokenBatch(tok, doc, offsets, starts, ends, a.tobytes())
 
 
