@@ -198,9 +198,13 @@ def _fix_special(buf: bytes, starts: np.ndarray, text_of: Callable[[int], str | 
     if len(lead) == 0:
         return buf, starts
     cp = _code_points(b, lead)
-    seen = np.zeros(0x110000, dtype=bool)
-    seen[cp] = True
-    unknown = np.flatnonzero(seen & (_SPECIAL < 0))
+    if len(cp) < 100_000:
+        uniq = np.unique(cp)
+    else:  # CJK-heavy batches: a bitmap over all code points beats sorting them
+        seen = np.zeros(0x110000, dtype=bool)
+        seen[cp] = True
+        uniq = np.flatnonzero(seen)
+    unknown = uniq[_SPECIAL[uniq] < 0]
     for c in unknown.tolist():
         _SPECIAL[c] = _is_special(c)
     hit = _SPECIAL[cp] > 0

@@ -25,7 +25,7 @@ class SketchParams:
     num_perm: int = 128
     method: str = "oph"
     seed: int = 0
-    batch_bytes: int = 2_000_000
+    batch_bytes: int = 250_000
 
 
 @dataclass
@@ -103,7 +103,7 @@ def sketch_parquet(path: str, id_col: str, group_col: str, text_col: str, p: Ske
     """
     pf = pq.ParquetFile(path)
     parts = []
-    rows = _rows_per_read(pf, text_col, 4 * p.batch_bytes)
+    rows = _rows_per_read(pf, text_col, max(8_000_000, p.batch_bytes))
     for rb in pf.iter_batches(batch_size=rows, columns=[id_col, group_col, text_col]):
         for sl in byte_slices(rb, text_col, p.batch_bytes):
             parts.append(sketch_arrow(sl.column(id_col).to_pylist(), sl.column(group_col).to_pylist(), sl.column(text_col), p))

@@ -64,7 +64,7 @@ def _sketch_prompts(ws: Workspace, c: DedupConfig) -> tuple[Sketches, list[str]]
     con = ws.connect()
     try:
         reader = con.sql("select prompt_id, coalesce(source, '') as source, prompt from prompts order by prompt_id").to_arrow_reader(
-            batch_size=max(64, c.batch_bytes // 2000)
+            batch_size=max(512, c.batch_bytes // 500)
         )
         parts, sources = [], []
         for rb in reader:
