@@ -218,10 +218,14 @@ def exact_jaccard(x: np.ndarray, y: np.ndarray) -> float:
     return inter / (len(x) + len(y) - inter)
 
 
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """`np.unique(x)` by sorting (numpy 2's hash-based unique was 5x slower on shingle hashes)."""
+    x = np.sort(x)
+    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
 def shingle_sets(tb: TokenBatch, n: int) -> list[np.ndarray]:
     """Sorted unique shingle hashes per document (for exact-Jaccard checks)."""
-    doc, sh = shingles(tb, n)
-    order = np.lexsort((sh, doc))
-    doc, sh = doc[order], sh[order]
+    doc, sh = shingles(tb, n)  # grouped by document already
     bounds = np.searchsorted(doc, np.arange(tb.n_docs + 1))
-    return [np.unique(sh[bounds[i] : bounds[i + 1]]) for i in range(tb.n_docs)]
+    return [sorted_unique(sh[bounds[i] : bounds[i + 1]]) for i in range(tb.n_docs)]

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataengine.dedup.minhash import shingle_sets, shingles, signatures
+from dataengine.dedup.minhash import shingle_sets, shingles, signatures, sorted_unique
 from dataengine.dedup.normalize import TokenBatch, exact_hashes, tokenize, tokenize_arrow
 
 
@@ -122,5 +122,5 @@ def exact_sets_parquet(path: str, id_col: str, text_col: str, wanted: set[str], 
         tb = tokenize_arrow(rb.column(1).take(pa.array(keep, pa.int64())))
         # 32-bit shingle ids halve the memory; a collision (2**-32 per pair) barely moves Jaccard.
         for i, s in zip(keep, shingle_sets(tb, ngram), strict=True):
-            out[ids[i]] = np.unique(s.astype(np.uint32))
+            out[ids[i]] = sorted_unique(s.astype(np.uint32))
     return out
