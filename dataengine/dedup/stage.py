@@ -30,7 +30,7 @@ from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides
 from dataengine.dedup.cluster import near_duplicates, pick_representatives
 from dataengine.dedup.config import DecontamConfig, DedupConfig
-from dataengine.dedup.minhash import shingle_sets
+from dataengine.dedup.minhash import shingle_sets, sorted_unique
 from dataengine.dedup.normalize import tokenize
 from dataengine.dedup.sketch import Sketches, SketchParams, exact_sets_parquet, sketch_parquet, sketch_texts
 from dataengine.records import content_hash
@@ -64,7 +64,7 @@ def _sketch_prompts(ws: Workspace, c: DedupConfig) -> tuple[Sketches, list[str]]
     con = ws.connect()
     try:
         reader = con.sql("select prompt_id, coalesce(source, '') as source, prompt from prompts order by prompt_id").to_arrow_reader(
-            batch_size=max(64, c.batch_bytes // 2000)
+            batch_size=max(512, c.batch_bytes // 500)
         )
         parts, sources = [], []
         for rb in reader:
@@ -87,7 +87,7 @@ def _prompt_exact_sets(ws: Workspace, ids: list[str], ngram: int):  # type: igno
         finally:
             con.close()
         sets = shingle_sets(tokenize([r[1] or "" for r in rows]), ngram)
-        return {pos[r[0]]: np.unique(s.astype(np.uint32)) for r, s in zip(rows, sets, strict=True)}
+        return {pos[r[0]]: sorted_unique(s.astype(np.uint32)) for r, s in zip(rows, sets, strict=True)}
 
     return read
 

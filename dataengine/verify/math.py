@@ -475,10 +475,11 @@ class MathVerifier:
     def verify_batch(self, pairs: Sequence[tuple[str, str]]) -> list[VerifyResult]:
         """(gold, answer_text) pairs → one `VerifyResult` each, in order."""
         od = _opts_dict(self.options)
-        # Same gold, same worker (mostly): the pool hands out consecutive items together, and
-        # each worker parses a gold once (the n samples of a prompt share it).
+        # Same gold, same worker: the pool hands the items of one gold to one worker, which
+        # parses that gold once (the n samples of a prompt share it).
         order = sorted(range(len(pairs)), key=lambda i: pairs[i][0])
-        outs = self.pool.map([(pairs[i][0], _trim(pairs[i][1]), od, self.timeout_s) for i in order])
+        outs = self.pool.map([(pairs[i][0], _trim(pairs[i][1]), od, self.timeout_s) for i in order],
+                             keys=[pairs[i][0] for i in order])
         results: list[VerifyResult | None] = [None] * len(pairs)
         for i, o in zip(order, outs):
             results[i] = _from_outcome(o)

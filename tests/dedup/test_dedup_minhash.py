@@ -97,3 +97,73 @@ def test_lsh_recall_and_precision_against_exact_jaccard(shared_data, verify):
     precision = sum(exact_jaccard(sets[i], sets[j]) >= 0.7 for i, j in edges) / max(1, len(edges))
     assert recall >= 0.95, (recall, precision)
     assert precision >= (0.98 if verify == "exact" else 0.9), (recall, precision)
+
+
+# Characters that change under NFKC or str.lower, compose with what comes before, or are neither.
+_TRICKY = list("aZ 9.\x00") + [
+    "×", "Σ", "ς", "İ", "é", "e\u0301", "\u0301", "ﬁ", "Ａ", "①", "가", "\u1100", "\u1161", "\u11a8", "\u0b47",
+    "\u0b3e", "小", "。", "—", "Ǆ", "ẞ", "ß", "\u212a", "😀", "\u0345", "Ⅻ", "\u00a0", "ª", "\u09c7\u09be", "\u3099", "か",
+]
+
+
+def _direct(texts):
+    """The normal form by definition: NFKC, then str.lower, NUL-joined (what tokenize hashes)."""
+    import unicodedata
+
+    parts = []
+    for t in texts:
+        t = (t or "").replace("\x00", " ")
+        parts.append(unicodedata.normalize("NFKC", t).lower().encode("utf-8", "surrogatepass"))
+    return b"\x00".join(parts)
+
+
+def test_byte_level_normalisation_is_nfkc_then_lower_case():
+    # The fast path leaves ASCII case to tokenize and sends only texts holding a special
+    # character through NFKC + str.lower: same bytes as the definition, from str and from Arrow.
+    import pyarrow as pa
+
+    from dataengine.dedup.normalize import _ascii_lower, _prepare, _prepare_arrow
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        texts = ["".join(rng.choice(_TRICKY) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 6))]
+        if rng.random() < 0.2:
+            texts.append(None)
+        want = _direct(texts)
+        for buf, starts in (_prepare(texts), _prepare_arrow(pa.array(texts, pa.string()))):
+            assert bytes(_ascii_lower(np.frombuffer(buf, dtype=np.uint8))) == want, texts
+            assert starts[-1] == len(buf) + 1 and (np.frombuffer(buf, dtype=np.uint8)[starts[1:-1] - 1] == 0).all()
+
+
+def test_composing_starters_cover_this_pythons_unicode():
+    # Hard-coded from unicodedata 14; a newer Unicode must not add one the table lacks.
+    import unicodedata
+
+    from dataengine.dedup.normalize import _COMPOSING_STARTERS
+
+    for cp in range(0x300, 0x30000):
+        d = unicodedata.decomposition(chr(cp))
+        if d and not d.startswith("<") and len(d.split()) == 2:
+            second = chr(int(d.split()[1], 16))
+            if not unicodedata.combining(second) and unicodedata.normalize("NFKC", second) == second:
+                assert ord(second) in _COMPOSING_STARTERS, hex(ord(second))
+
+
+def test_arrow_and_str_paths_sketch_real_traces_identically(shared_data):
+    import pyarrow as pa
+
+    from dataengine.dedup.sketch import SketchParams, sketch_arrow, sketch_texts
+
+    texts = [t["response"] for t in real_traces(shared_data, 150)] + [t["question"] for t in real_traces(shared_data, 150)]
+    texts += ["".join(random.Random(i).choice(_TRICKY) for _ in range(40)) for i in range(50)] + ["", None]
+    ids = [str(i) for i in range(len(texts))]
+    for method in ("oph", "permutations"):
+        p = SketchParams(method=method)
+        a = sketch_texts(ids, ids, texts, p)
+        b = sketch_arrow(ids, ids, pa.array(texts, pa.string()), p)
+        assert a.exact == b.exact
+        assert (a.sig == b.sig).all() and (a.n_tokens == b.n_tokens).all() and (a.n_chars == b.n_chars).all()
+    # batching does not change a sketch (the stage slices shards by bytes)
+    whole = sketch_texts(ids, ids, texts, SketchParams())
+    part = sketch_texts(ids[100:200], ids[100:200], texts[100:200], SketchParams())
+    assert (part.sig == whole.sig[100:200]).all() and part.exact == whole.exact[100:200]

@@ -58,3 +58,29 @@ def test_real_math_pairs_grade_the_same_in_recycled_workers_as_in_process(shared
     direct = [grade_math(g, _trim(c)).verdict for g, c in pairs]
     assert pooled == direct
     assert {"correct", "incorrect"} <= set(direct)  # both outcomes on real traces
+
+
+def test_items_with_one_key_go_to_one_worker_even_across_recycling() -> None:
+    # The samples of a prompt share a gold: one worker gets them all, so it parses the gold once.
+    code = """
+import json
+from dataengine.verify.pool import DeadlinePool
+keys = [i // 3 for i in range(30)]
+with DeadlinePool("tests.verify.pool_probe:probe", workers=2, deadline_s=60, max_tasks_per_worker=4,
+                  init_path="tests.verify.pool_probe:init") as pool:
+    outs = pool.map(list(range(30)), keys=keys)
+    stats = pool.stats
+print(json.dumps({"outs": [o.value for o in outs], "status": [o.status for o in outs], "stats": stats, "keys": keys}))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["status"] == ["ok"] * 30 and [o["item"] for o in got["outs"]] == list(range(30))
+    by_key: dict[int, set[int]] = {}
+    for k, o in zip(got["keys"], got["outs"], strict=True):
+        by_key.setdefault(k, set()).add(o["pid"])
+    assert all(len(p) == 1 for p in by_key.values()), by_key
+    # 30 items, 4 per worker but runs are not split (6 each): recycled by successors forked ahead
+    assert got["stats"]["recycled"] >= 3
+    assert len({o["pid"] for o in got["outs"]}) >= 5
