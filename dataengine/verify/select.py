@@ -22,13 +22,13 @@ import json
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dataengine import sqlfiles
 from dataengine.config import PipelineConfig, apply_overrides, section
 from dataengine.store import Workspace, iter_batches
-from dataengine.verify.result import query_rows as _rows
 
 SELECT_POLICIES = ("random", "shortest", "most_distinct", "journey")
 
@@ -187,6 +187,31 @@ def choose(rows: list[dict[str, Any]], k: int, policy: str, rng: random.Random) 
     raise ValueError(f"unknown select policy {policy!r}")
 
 
+# Policies that read the traces' text (the others need only ids and lengths).
+TEXT_POLICIES = ("most_distinct", "journey")
+
+
+def _candidate_groups(ws: Workspace, with_text: bool) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(prompt_id, its candidate rows) in prompt order, streamed (`select/candidates.sql`)."""
+    sql = sqlfiles.load("select/candidates")
+    if with_text:
+        sql = (f"select c.*, t.completion, t.reasoning, t.answer from ({sql}) c join traces t using (trace_id) "
+               "order by c.prompt_id, c.sample_idx, c.trace_id")
+    con = ws.connect()
+    try:
+        group: list[dict[str, Any]] = []
+        for rb in con.sql(sql).to_arrow_reader(2_000):
+            for r in rb.to_pylist():
+                if group and r["prompt_id"] != group[0]["prompt_id"]:
+                    yield group[0]["prompt_id"], group
+                    group = []
+                group.append(r)
+        if group:
+            yield group[0]["prompt_id"], group
+    finally:
+        con.close()
+
+
 def run_select(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str, Any]:
     """Keep up to k verified-correct, filter-passing traces per prompt into `selections`."""
     from dataengine.verify.math import extract_final_answer
@@ -195,27 +220,31 @@ def run_select(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str
     scfg.validate()
     run = ws.start_run("select", {"select": asdict(scfg)})
     with run:
-        rows = _rows(ws, sqlfiles.load("select/candidates"))
-        dropped_filters = dropped_pseudo = 0
-        by_prompt: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            if scfg.require_filters and not r["filters_passed"]:
-                dropped_filters += 1
-                continue
-            if not scfg.allow_pseudo_reference and r["pseudo_reference"]:
-                dropped_pseudo += 1
-                continue
-            by_prompt[r["prompt_id"]].append(r)
+        rows_in = dropped_filters = dropped_pseudo = prompts = 0
         rng = random.Random(scfg.seed)
         out = []
-        for pid in sorted(by_prompt):
-            group = by_prompt[pid]
+        # One prompt's candidates at a time, in prompt order: memory holds one group, and the
+        # texts are read only for the policies that look at them (at 800k traces, the texts of
+        # every verified trace held at once were tens of GB).
+        for pid, group in _candidate_groups(ws, with_text=scfg.policy in TEXT_POLICIES):
+            rows_in += len(group)
+            kept = []
             for r in group:
+                if scfg.require_filters and not r["filters_passed"]:
+                    dropped_filters += 1
+                elif not scfg.allow_pseudo_reference and r["pseudo_reference"]:
+                    dropped_pseudo += 1
+                else:
+                    kept.append(r)
+            if not kept:
+                continue
+            prompts += 1
+            for r in kept:
                 feats: dict[str, Any] = {"n_chars": r["n_chars"]}
                 if scfg.policy == "journey":
                     feats.update(journey_features(r["reasoning"] or "", extract_final_answer(r["answer"] or "")))
                 r["features"] = feats
-            for rank, r in enumerate(choose(group, scfg.k, scfg.policy, rng)):
+            for rank, r in enumerate(choose(kept, scfg.k, scfg.policy, rng)):
                 out.append({
                     "selection": scfg.selection, "trace_id": r["trace_id"], "prompt_id": pid, "rank": rank,
                     "policy": scfg.policy, "features": json.dumps(r["features"]), "run_id": run.run_id,
@@ -223,7 +252,7 @@ def run_select(ws: Workspace, cfg: PipelineConfig, **overrides: Any) -> dict[str
         for batch in iter_batches(out, 50_000):
             ws.write_shard("selections", batch)
         counts = {
-            "in": len(rows), "out": len(out), "quarantined": 0, "prompts": len(by_prompt),
+            "in": rows_in, "out": len(out), "quarantined": 0, "prompts": prompts,
             "dropped_failed_filters": dropped_filters, "dropped_pseudo_reference": dropped_pseudo,
         }
         run.finish(counts)

@@ -1,11 +1,9 @@
--- Verified-correct traces, with whether they pass every filter that scored them.
+-- Verified-correct traces, with whether they pass every filter that scored them, in prompt order.
+-- No text: verify/select.py joins the texts on only for the policies that read them.
 select
     t.trace_id,
     t.prompt_id,
     t.sample_idx,
-    t.completion,
-    t.reasoning,
-    t.answer,
     coalesce(length(t.completion), 0) as n_chars,
     v.pseudo_reference,
     coalesce(f.all_passed, true) as filters_passed,

@@ -167,3 +167,36 @@ def test_cli_dedup_and_decontaminate(tmp_path, shared_data):
     assert r.exit_code != 0 and "no benchmarks" in r.output
     r = runner.invoke(cli, ["--workspace", wsdir, "dedup", "--bands", "200"])
     assert r.exit_code != 0 and "exceeds num_perm" in r.output
+
+
+def test_dedup_on_the_reasoning_reads_it_from_its_span(ws, shared_data):
+    """`dedup.text: reasoning` is stored as a span of the completion (text stored once): the
+    workers read shards through read_shard_columns and find planted duplicates of the reasoning."""
+    import pyarrow.parquet as pq
+
+    rng = random.Random(3)
+    rows = [r for r in real_traces(shared_data) if len(r["response"]) > 3000][:40]
+    prompts = [Prompt(r["question"], source="bench_traces", domain="math") for r in rows]
+    traces = [Trace(p.prompt_id, r["response"], sample_idx=i, model=r["thinking_model"], think_format="prompt_opened")
+              for i, (p, r) in enumerate(zip(prompts, rows))]
+    x = traces[0]
+    # copies of x's reasoning under x's prompt, each with an answer of its own
+    head = x.completion.split("</think>")[0]
+    exact = Trace(x.prompt_id, "  " + head.upper().replace(" ", "   ") + "</think> A.", sample_idx=101,
+                  model="copy", think_format="prompt_opened")
+    near = Trace(x.prompt_id, mutate(head, 0.01, rng) + "</think> B.", sample_idx=102, model="copy",
+                 think_format="prompt_opened")
+    ws.write_shard("prompts", [p.to_row() for p in {p.prompt_id: p for p in prompts}.values()])
+    ws.write_shard("traces", [t.to_row() for t in [*traces, exact, near]])
+
+    shard = sorted((ws.root / "tables" / "traces").glob("*.parquet"))[-1]
+    raw = pq.read_table(shard, columns=["reasoning", "reasoning_start"])
+    assert raw.column("reasoning").null_count == raw.num_rows  # not stored again
+    assert raw.column("reasoning_start").null_count == 0
+
+    counts = run_dedup(ws, load_config_dict({"dedup": {"text": "reasoning"}}), workers=2)
+    assert counts["in"] == len(traces) + 2
+    rx, re_, rn = _row(ws, x.trace_id), _row(ws, exact.trace_id), _row(ws, near.trace_id)
+    assert rx[0] == re_[0]  # one exact group: the reasoning matches up to case and spaces
+    assert rn[1] == rx[1] == re_[1]  # one near-duplicate cluster
+    assert sum(not r[2] for r in (rx, re_, rn)) == 2  # one representative kept
