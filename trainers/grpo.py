@@ -84,15 +84,18 @@ def completion_logps(model: torch.nn.Module, prompt: torch.Tensor, prompt_mask: 
     else:
         from transformers import DynamicCache
 
+        from dataengine.engines.transformers_engine import cache_kwarg
+
+        key = cache_kwarg(model)
         cache = DynamicCache(config=model.config)
         p_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # [P, Lp]
-        last = model(input_ids=prompt, attention_mask=prompt_mask, position_ids=p_pos, cache=cache,
-                     use_cache=True, logits_to_keep=1).logits  # [P, 1, V] predicts completion token 0
+        last = model(input_ids=prompt, attention_mask=prompt_mask, position_ids=p_pos,
+                     use_cache=True, logits_to_keep=1, **{key: cache}).logits  # [P, 1, V] predicts completion token 0
         cache.batch_select_indices(prompt_index)  # [B, heads, Lp, d] per layer
         attention = torch.cat([prompt_mask[prompt_index], completion_mask], dim=1)  # [B, Lp + Lc]
         c_pos = (attention.cumsum(-1) - 1).clamp(min=0)[:, prompt.size(1):]  # [B, Lc]
         rest = model(input_ids=completion[:, :-1], attention_mask=attention[:, :-1], position_ids=c_pos[:, :-1],
-                     cache=cache, use_cache=True).logits  # [B, Lc - 1, V] predicts completion tokens 1..
+                     use_cache=True, **{key: cache}).logits  # [B, Lc - 1, V] predicts completion tokens 1..
         logits = torch.cat([last[prompt_index], rest], dim=1)  # [B, Lc, V]
     logits = logits.float() / temperature  # [B, Lc, V] position t predicts completion token t
     logp_all = logits.log_softmax(-1)  # [B, Lc, V]

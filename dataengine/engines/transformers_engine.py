@@ -22,6 +22,14 @@ from typing import Any
 from dataengine.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingParams
 
 
+def cache_kwarg(model: Any) -> str:
+    """The name a model's forward takes its KV cache by: transformers renamed `past_key_values` to
+    `cache` (5.24 has `cache`; 5.19, which the vLLM venv pins, only `past_key_values`)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class TransformersEngine(Engine):
     """Args:
         model: a local folder or hub id (`from_pretrained`).
@@ -146,13 +154,14 @@ class TransformersEngine(Engine):
         only the last prompt token and the new ones. Positions as `generate` numbers left-padded rows."""
         from transformers import DynamicCache
 
+        key = cache_kwarg(self.lm)
         ids, mask = enc["input_ids"], enc["attention_mask"]  # [b, Lp]
         position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # [b, Lp]
         cache = DynamicCache(config=self.lm.config)
         self.lm(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids[:, :-1],
-                cache=cache, use_cache=True, logits_to_keep=1)
+                use_cache=True, logits_to_keep=1, **{key: cache})
         cache.batch_repeat_interleave(n)  # [b * n, heads, Lp - 1, d] per layer
-        gen_kwargs.update(cache=cache, num_return_sequences=1)
+        gen_kwargs.update({key: cache, "num_return_sequences": 1})
         return {"input_ids": ids.repeat_interleave(n, dim=0), "attention_mask": mask.repeat_interleave(n, dim=0)}
 
     def _completion(self, ids: list[int], params: SamplingParams) -> Completion:
