@@ -8,8 +8,8 @@ WS ?= workspace
 
 setup: $(VENV)/.installed
 
-# Re-install when the dependency list or the pins change.
-$(VENV)/.installed: pyproject.toml constraints.txt
+# Re-install when the dependency list, the pins or the compiled filter kernel change.
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py filters/_textkernel.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
@@ -43,7 +43,7 @@ VLLM_GPU_PIN ?= vllm>=0.8
 
 setup-vllm: $(VLLM_VENV)/.installed
 
-$(VLLM_VENV)/.installed: pyproject.toml constraints.txt .ci/vllm_deps.py
+$(VLLM_VENV)/.installed: pyproject.toml constraints.txt .ci/vllm_deps.py setup.py filters/_textkernel.c
 	python3 -m venv $(VLLM_VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \

@@ -49,6 +49,14 @@ LEAKED_TOKENS = (
     "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
 )
 _LEAK_RE = re.compile("|".join(re.escape(t) for t in LEAKED_TOKENS))
+# Every token holds one of these: when none is in the text (`in` runs at memchr speed), the
+# 25-way alternation need not scan 20 KB of reasoning.
+_LEAK_MARKS = ("<|", "<\uff5c", "[INST]", "[/INST]", "</s>")
+assert all(any(m in t for m in _LEAK_MARKS) for t in LEAKED_TOKENS)
+
+
+def _find_leak(text: str) -> re.Match[str] | None:
+    return _LEAK_RE.search(text) if any(m in text for m in _LEAK_MARKS) else None
 _FENCE_RE = re.compile(r"```")
 
 
@@ -113,7 +121,7 @@ def _score_one(inp: FilterInput) -> dict[str, Any]:
     s["truncation"] = trunc
     if trunc:
         s["spans"]["truncation"] = ["answer", at, len(answer.rstrip())]
-    leak = _LEAK_RE.search(completion or answer)
+    leak = _find_leak(completion or answer)
     s["leaked_tokens"] = sorted(set(_LEAK_RE.findall(completion or answer)))[:10] if leak else []
     if leak:
         s["spans"]["leaked_token"] = ["completion" if completion else "answer", leak.start(), leak.end()]

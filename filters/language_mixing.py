@@ -25,12 +25,14 @@ True
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from filters import langid
+from filters import text as _text
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
 from filters.split import THINK_FORMATS, split_completion
 from filters.text import (
@@ -38,7 +40,6 @@ from filters.text import (
     KANA,
     KANA_RE,
     LATIN_WORD_RE,
-    NON_LATIN_LETTER_RE,
     PROSE_WORD_RE,
     SCRIPT_RUN_RE,
     SCRIPT_TOKEN_RE,
@@ -245,20 +246,47 @@ def _label_part(part: _Part, target: str, params: _Params, jobs: list[_Job]) -> 
         part.add_foreign(lang, a, b, words, True)
 
 
+def _prose_counts_py(low: str, spans: Sequence[tuple[int, int]], stop: frozenset[str] | None) -> list[tuple[int, int]]:
+    """Per span: (PROSE_WORD_RE words, how many are function words of `stop`); what
+    `text.KERNEL.prose_counts` computes in C."""
+    out = []
+    for a, b in spans:
+        toks = PROSE_WORD_RE.findall(low, a, b)
+        out.append((len(toks), sum(map(stop.__contains__, toks)) if stop is not None else 0))
+    return out
+
+
+def _stop_table(stop: frozenset[str] | None) -> tuple[bytes, int]:
+    """The kernel's form of a stopword set: its word hashes, and its longest word."""
+    got = _STOP_TABLES.get(stop)
+    if got is None:
+        words = stop or frozenset()
+        got = _STOP_TABLES[stop] = (b"".join(_text.KERNEL.word_hash(w).to_bytes(8, sys.byteorder) for w in words),
+                                    max(map(len, words), default=0))
+    return got
+
+
+_STOP_TABLES: dict[frozenset[str] | None, tuple[bytes, int]] = {}
+
+
+def prose_counts(low: str, spans: Sequence[tuple[int, int]], stop: frozenset[str] | None) -> list[tuple[int, int]]:
+    if _text.KERNEL is None:
+        return _prose_counts_py(low, spans, stop)
+    return _text.KERNEL.prose_counts(low, spans, *_stop_table(stop))
+
+
 def _label_latin_fast(part: _Part, stop: frozenset[str] | None, params: _Params, jobs: list[_Job]) -> None:
     """The common case — Latin-script target, no letters of other scripts except Greek and
     math symbols — on the raw text: no masking pass. Words are Latin runs of 2+ letters not
     preceded by a backslash or letter (so `\\frac` is no word, numbers never are); only a
     paragraph whose function words do not vouch for it is masked and sent to the model."""
     text = part.text
-    low = lowered(text)
-    for pa, pb in paragraphs(text):
-        toks = PROSE_WORD_RE.findall(low, pa, pb)
-        n = len(toks)
+    spans = paragraphs(text)
+    for (pa, pb), (n, hits) in zip(spans, prose_counts(lowered(text), spans, stop)):
         part.target_words += n
         if n < params.min_segment_words:
             continue
-        if stop is not None and sum(map(stop.__contains__, toks)) >= params.stopword_share * n:
+        if stop is not None and hits >= params.stopword_share * n:
             continue
         masked = mask_non_prose(text[pa:pb])
         for sa, sb in sentences(masked, 0, len(masked)):
@@ -300,9 +328,22 @@ class _Params:
 
 def stopword_vote(words: Sequence[str], min_hits: int = 2, min_share: float = 0.1) -> str | None:
     """The language whose function words clearly dominate lower-cased `words`, or None."""
-    hits = sorted(((sum(map(sw.__contains__, words)), lang) for lang, sw in STOPWORDS.items()), reverse=True)
-    (best, lang), (second, _) = hits[0], hits[1]
-    return lang if best >= min_hits and best >= min_share * len(words) and best >= 2 * second else None
+    return _vote(len(words), [sum(map(sw.__contains__, words)) for sw in STOPWORDS.values()], min_hits, min_share)
+
+
+def _vote(n_words: int, hits: Sequence[int], min_hits: int, min_share: float) -> str | None:
+    ranked = sorted(zip(hits, STOPWORDS), reverse=True)
+    (best, lang), (second, _) = ranked[0], ranked[1]
+    return lang if best >= min_hits and best >= min_share * n_words and best >= 2 * second else None
+
+
+def _text_vote(text: str, start: int, end: int, min_hits: int = 2, min_share: float = 0.1) -> tuple[int, str | None]:
+    """(WORD2_RE words in text[start:end], `stopword_vote` of them lower-cased)."""
+    if _text.KERNEL is None:
+        words = [w.lower() for w in WORD2_RE.findall(text, start, end)]
+        return len(words), stopword_vote(words, min_hits, min_share)
+    n, hits = _text.KERNEL.stopword_hits(text, start, end, [_stop_table(sw)[0] for sw in STOPWORDS.values()])
+    return n, _vote(n, hits, min_hits, min_share)
 
 
 def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confidence: float = 0.4) -> str | None:
@@ -315,7 +356,8 @@ def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confide
     masked = mask_non_prose(t[:20_000])
     if not masked.strip():
         return None
-    if NON_LATIN_LETTER_RE.search(masked):
+    non_latin = has_non_latin_letter(masked)
+    if non_latin:
         groups = Counter(_script_of(m.lastgroup or "other") for m in TOKEN_RE.finditer(masked))
         kana = any(m.lastgroup == "kana" for m in TOKEN_RE.finditer(masked))
         script, n = groups.most_common(1)[0]
@@ -323,16 +365,14 @@ def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confide
             return "ja" if kana else "zh"
         if script == "hangul":
             return "ko"
-    latin = [w.lower() for w in WORD2_RE.findall(masked)]
-    if latin and not NON_LATIN_LETTER_RE.search(masked):
+    n_latin, vote = _text_vote(masked, 0, len(masked))
+    if n_latin and not non_latin and vote:
         # Function words settle short Latin texts the model reads badly ("What comes next:
         # OTTFFSSE" is Italian to lid.176).
-        vote = stopword_vote(latin)
-        if vote:
-            return vote
+        return vote
     # Too few words (a LaTeX-only problem statement) or an unsure model: no answer, and the
     # caller falls back to the reasoning's own language.
-    if len(latin) < 3 and not NON_LATIN_LETTER_RE.search(masked):
+    if n_latin < 3 and not non_latin:
         return None
     lang, prob = langid.predict_one(masked, backend)
     return lang if prob >= min_confidence else None
@@ -374,7 +414,7 @@ def _score_batch(inputs: Sequence[FilterInput], p: _Params) -> list[dict[str, An
         lang = lab if lab is not None else job.fallback
         if lab is None and job.provisional:
             # The model is unsure (lid.176 is weak on Swahili): function words may still tell.
-            lang = stopword_vote([w.lower() for w in WORD2_RE.findall(job.part.text, job.start, job.end)], 3, 0.2)
+            lang = _text_vote(job.part.text, job.start, job.end, 3, 0.2)[1]
         if lang is None or lang == job.part.target:
             if not job.provisional:
                 job.part.target_words += job.words

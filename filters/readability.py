@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from filters import text as _text
 from filters.base import FilterInput, FilterSpec, Thresholds, register_filter
 from filters.split import THINK_FORMATS, split_completion
 from filters.text import (
-    CJK_CHAR_RE,
     LATIN_WORD_RE,
     count_latin_words,
     count_words,
-    has_cjk_char,
     has_non_latin_letter,
     latin1_word_classes,
     lowered,
@@ -92,7 +91,17 @@ def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
     table, O(n)) numbers them in order of first appearance — so "first occurrence" is where the
     running maximum of the codes grows. Four passes per batch instead of ~10k tuples per trace.
     """
+    if _text.KERNEL is not None:
+        return [_fractions(*_text.KERNEL.ngram_stats(" ".join(d), len(d))[1:]) for d in docs]
     return _ngram_stats([_hashed(d) for d in docs])
+
+
+def _fractions(total_chars: int, top: Sequence[tuple[int, int]], dup5_chars: int) -> dict[str, float]:
+    """The Gopher figures from the compiled kernel's counts, computed as `_ngram_stats` does."""
+    total = total_chars or 1
+    out = {f"top_{n}gram_frac": round(cnt * chars / total, 4) if cnt > 1 else 0.0 for n, (cnt, chars) in zip((2, 3, 4), top)}
+    out["dup_5gram_frac"] = round(dup5_chars / total, 4) if dup5_chars else 0.0
+    return out
 
 
 def _hashed(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -247,6 +256,70 @@ def _dup_fracs(items: list[str], repeats: Callable[[str], bool] | None = None) -
     return round(n_dup / len(items), 4), round(c_dup / total, 4)
 
 
+def _longest_paragraph(reasoning: str, para_spans: Sequence[tuple[int, int]], latin_only: bool) -> tuple[int, list[Any] | None]:
+    """Words of the longest paragraph (CJK per character) and its span; the first one on ties."""
+    longest, lspan = 0, None
+    if latin_only and _text.KERNEL is not None:
+        for (a, b), w in zip(para_spans, _text.KERNEL.latin_word_counts(reasoning, para_spans)):
+            if w > longest:
+                longest, lspan = w, ["reasoning", a, b]
+        return longest, lspan
+    classes = latin1_word_classes(reasoning) if latin_only else None
+    for a, b in para_spans:
+        seg = reasoning[a:b]
+        # (No "spaces + 1" shortcut: "x/y-z" is three words without a space; it undercounted
+        # 23 of the 4,570 real traces before the compiled count showed it.)
+        if classes is not None:
+            w = count_latin_words(classes, a, b)
+        else:
+            w = len(LATIN_WORD_RE.findall(seg)) if latin_only else count_words(seg)
+        if w > longest:
+            longest, lspan = w, ["reasoning", a, b]
+    return longest, lspan
+
+
+def _dup_fracs_of(reasoning: str, para_spans: Sequence[tuple[int, int]] | None) -> tuple[int, float, float]:
+    """(items, duplicate share, duplicate char share) of the lines with 2+ spaces (para_spans
+    None) or of the paragraphs; only repeats of prose lines count (`_is_prose_line`)."""
+    if _text.KERNEL is None:
+        if para_spans is None:
+            items = [ln for ln in (x.strip() for x in reasoning.split("\n")) if ln.count(" ") >= 2]
+        else:
+            items = [reasoning[a:b].strip() for a, b in para_spans]
+        return (len(items), *_dup_fracs(items, _is_prose_line))
+    n, chars, dups = _text.KERNEL.line_dups(reasoning, para_spans, 2)
+    if not n:
+        return 0, 0.0, 0.0
+    n_dup = c_dup = 0
+    for _order, a, b, extra in dups:
+        if _is_prose_line(reasoning[a:b]):
+            n_dup += extra
+            c_dup += extra * (b - a)
+    return n, round(n_dup / n, 4), round(c_dup / (chars or 1), 4)
+
+
+def _top_repeat(reasoning: str) -> tuple[str, int]:
+    """The most repeated sentence of 5+ words, or opening (first 48 characters), and its count.
+
+    Loops are sentences of 5+ words (not "x = 2"), repeated on their own lines or inside one
+    paragraph, so count sentences rather than lines."""
+    if _text.KERNEL is not None:
+        count, a, b = _text.KERNEL.top_sentence(reasoning, 4, 60, 48)
+        return reasoning[a:b], count
+    # (str.replace passes run in C; a regex split with look-behind was the slowest step here.)
+    by_sentence = reasoning.replace(". ", ".\n").replace("? ", "?\n").replace("! ", "!\n").replace("。", "。\n")
+    long_lines = [x for x in (y.strip() for y in by_sentence.split("\n")) if x.count(" ") >= 4]
+    top_line, top_count = ("", 0)
+    if long_lines:
+        c = Counter(long_lines)
+        top_line, top_count = c.most_common(1)[0]
+        heads = Counter(ln[:48] for ln in long_lines if len(ln) > 60)
+        h, hc = heads.most_common(1)[0] if heads else ("", 0)
+        if hc > top_count:
+            top_line, top_count = h, hc
+    return top_line, top_count
+
+
 def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     reasoning, fixes = safe_text(inp.reasoning)
     answer, f2 = safe_text(inp.answer)
@@ -262,28 +335,12 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
         "sanitized": sorted(set(fixes + f2)),
         "spans": {},
     }
-    # Paragraph lengths: words, CJK per character (count_words is script-aware).
-    longest, lspan, n_para = 0, None, 0
     para_spans = paragraphs(reasoning)
     # Script facts of the whole text, found once: a paragraph of a text without CJK has none,
     # and one of a Latin-only text needs only the Latin word count (what count_words does then).
-    has_cjk = has_cjk_char(reasoning)
     latin_only = not has_non_latin_letter(reasoning)
-    classes = latin1_word_classes(reasoning) if latin_only else None
-    for a, b in para_spans:
-        n_para += 1
-        seg = reasoning[a:b]
-        # Cheap upper bound first: a paragraph with fewer spaces+CJK chars than the current
-        # maximum cannot be longer, so most paragraphs skip the word count.
-        if seg.count(" ") + seg.count("\n") + 1 + (len(CJK_CHAR_RE.findall(seg)) if has_cjk and not seg.isascii() else 0) <= longest:
-            continue
-        if classes is not None:
-            w = count_latin_words(classes, a, b)
-        else:
-            w = len(LATIN_WORD_RE.findall(seg)) if latin_only else count_words(seg)
-        if w > longest:
-            longest, lspan = w, ["reasoning", a, b]
-    s["n_paragraphs"] = n_para
+    longest, lspan = _longest_paragraph(reasoning, para_spans, latin_only)
+    s["n_paragraphs"] = len(para_spans)
     s["longest_paragraph_words"] = longest
     if lspan:
         s["spans"]["longest_paragraph"] = lspan
@@ -310,28 +367,12 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
     # Only repeats of prose count: "\\[", "\\]", "$$" and restated expressions ("x = 2 + 3") are
     # layout, and so are table/array rows ("1 & 0 \\\\", "| a | b |") and short enumeration items
     # ("- Eyes: 1 option"), which repeat in every careful solution (Gopher counted web-text lines).
-    lines = [ln for ln in (x.strip() for x in reasoning.split("\n")) if ln.count(" ") >= 2]
-    s["n_lines"] = len(lines)
-    s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs(lines, _is_prose_line)
-    paras = [reasoning[a:b].strip() for a, b in para_spans]
-    s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs(paras, _is_prose_line)
+    s["n_lines"], s["dup_line_frac"], s["dup_line_char_frac"] = _dup_fracs_of(reasoning, None)
+    _, s["dup_para_frac"], s["dup_para_char_frac"] = _dup_fracs_of(reasoning, para_spans)
     # Repetition loop: the most repeated line, or opening (first 48 characters) among sentences of at
     # least 5 words — catches "Alternatively, perhaps I need to consider that …" loops whose
     # endings vary.
-    # Loops are sentences of 5+ words (not "x = 2"), repeated on their own lines or inside one
-    # paragraph, so count sentences rather than lines.
-    # (str.replace passes run in C; a regex split with look-behind was the slowest step here.)
-    by_sentence = reasoning.replace(". ", ".\n").replace("? ", "?\n").replace("! ", "!\n").replace("。", "。\n")
-    long_lines = [x for x in (y.strip() for y in by_sentence.split("\n")) if x.count(" ") >= 4]
-    top_line, top_count = ("", 0)
-    if long_lines:
-        c = Counter(long_lines)
-        top_line, top_count = c.most_common(1)[0]
-        # Openings: the first 48 characters ("Alternatively, perhaps I need to consider that …")
-        heads = Counter(ln[:48] for ln in long_lines if len(ln) > 60)
-        h, hc = heads.most_common(1)[0] if heads else ("", 0)
-        if hc > top_count:
-            top_line, top_count = h, hc
+    top_line, top_count = _top_repeat(reasoning)
     s["top_line_repeats"] = top_count
     if top_count > 1:
         pos = reasoning.find(top_line)
@@ -341,11 +382,16 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
 
     low = lowered(reasoning)
     # Whitespace words, as Gopher splits them (punctuation stays on the word), hashed.
-    h, lens = split_hashed(low)
-    n_words = len(h)
+    if _text.KERNEL is not None:
+        n_words, total_chars, top, dup5 = _text.KERNEL.ngram_stats(low, max_words_for_ngrams)
+        s.update(_fractions(total_chars, top, dup5))
+    else:
+        h, lens = split_hashed(low)
+        n_words = len(h)
+        s["_words"] = (h[:max_words_for_ngrams], lens[:max_words_for_ngrams])
     s["reasoning_words"] = n_words
-    s["_words"] = (h[:max_words_for_ngrams], lens[:max_words_for_ngrams])
-    reflections = sum(low.count(p) for p in REFLECTION_PHRASES)
+    reflections = (_text.KERNEL.count_phrases(low, REFLECTION_PHRASES) if _text.KERNEL is not None
+                   else sum(low.count(p) for p in REFLECTION_PHRASES))
     s["reflections"] = reflections
     s["reflections_per_kword"] = round(1000 * reflections / n_words, 2) if n_words else 0.0
     s["summary_words"] = count_words(mask_non_prose(answer))  # prose words: a lone \\boxed{} is no summary
@@ -354,7 +400,8 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
 
 def score(inputs: Sequence[FilterInput], max_words_for_ngrams: int = 200_000) -> list[dict[str, Any]]:
     scores = [_score_one(i, max_words_for_ngrams) for i in inputs]
-    for s, ng in zip(scores, _ngram_stats([s.pop("_words") for s in scores])):
+    pending = [s for s in scores if "_words" in s]  # the numpy path: one batched pass
+    for s, ng in zip(pending, _ngram_stats([s.pop("_words") for s in pending])):
         s.update(ng)
     return scores
 

@@ -14,9 +14,26 @@ True
 
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from typing import Any
+
+
+def _load_kernel() -> Any:
+    """filters/KERNEL.c, compiled by `pip install -e .` (setup.py); None in a source tree
+    nobody built, or with DATAENGINE_PURE_PYTHON_FILTERS=1 (to compare the two: every kernel
+    function has its Python definition beside its call, with the same answers)."""
+    if os.environ.get("DATAENGINE_PURE_PYTHON_FILTERS", "") not in ("", "0"):
+        return None
+    try:
+        from filters import _textkernel
+    except ImportError:
+        return None
+    return _textkernel
+
+
+KERNEL = _load_kernel()
 
 # Unicode ranges per script. Han and kana are split so Japanese can be told from Chinese.
 HAN = "\u3005-\u3007\u3021-\u3029\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
@@ -127,6 +144,8 @@ def has_non_latin_letter(text: str) -> bool:
     """`NON_LATIN_LETTER_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
     if text.isascii():
         return False
+    if KERNEL is not None:
+        return bool(KERNEL.char_flags(text) & 1)
     if _is_latin1(text):
         return any(c in text for c in _LATIN1_NON_LATIN)
     return NON_LATIN_LETTER_RE.search(text) is not None
@@ -134,6 +153,8 @@ def has_non_latin_letter(text: str) -> bool:
 
 def has_cjk_char(text: str) -> bool:
     """`CJK_CHAR_RE.search(text) is not None`; Latin-1 text has none."""
+    if KERNEL is not None:
+        return not text.isascii() and bool(KERNEL.char_flags(text) & 4)
     return not _is_latin1(text) and CJK_CHAR_RE.search(text) is not None
 
 
@@ -141,6 +162,8 @@ def has_non_latin_math_letter(text: str) -> bool:
     """`LATIN_MATH_ONLY_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
     if text.isascii():
         return False
+    if KERNEL is not None:
+        return bool(KERNEL.char_flags(text) & 2)
     if _is_latin1(text):
         return any(c in text for c in _LATIN1_NON_LATIN_MATH)
     return LATIN_MATH_ONLY_RE.search(text) is not None
@@ -193,9 +216,7 @@ def safe_text(value: Any) -> tuple[str, list[str]]:
     if "\x00" in value:
         value = value.replace("\x00", " ")
         fixes.append("nul_bytes")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if not value.isascii() and _has_surrogate(value):
         value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         # surrogatepass keeps a valid pair's halves apart; anything left unpaired becomes U+FFFD.
         value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
@@ -203,8 +224,21 @@ def safe_text(value: Any) -> tuple[str, list[str]]:
     return value, fixes
 
 
+def _has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (cannot be encoded as UTF-8)."""
+    if KERNEL is not None:
+        return KERNEL.has_surrogate(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def mask_non_prose(text: str) -> str:
     """`text` with code, LaTeX, URLs and numbers replaced by spaces (same length, same offsets)."""
+    if KERNEL is not None:
+        return KERNEL.mask_non_prose(text)
     return _MASK_RE.sub(lambda m: " " * (m.end() - m.start()), text)
 
 
@@ -224,6 +258,8 @@ def paragraphs(text: str) -> list[tuple[int, int]]:
 
 
 def _paragraphs(text: str) -> tuple[tuple[int, int], ...]:
+    if KERNEL is not None:
+        return tuple(KERNEL.paragraph_spans(text))
     out = []
     pos = 0
     for m in _PARA_BREAK_RE.finditer(text):
