@@ -64,6 +64,14 @@ def run_isolated(code: str, timeout: float = 3600, python: str | None = None) ->
     return Measured(res["seconds"], res["peak_rss_mb"], res)
 
 
+def kernel_note() -> str:
+    """Which filter code the figures are of: the compiled word loops, or the pure-Python path."""
+    out = subprocess.run([sys.executable, "-c", "from filters import text; print(text.KERNEL is not None)"],
+                         capture_output=True, text=True, cwd=ROOT)
+    return ("filters/_textkernel.c compiled" if out.stdout.strip() == "True"
+            else "filters in pure Python (kernel not built, or DATAENGINE_PURE_PYTHON_FILTERS=1)")
+
+
 def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
     """rows: (figure, value, ratio/baseline note)."""
     w0 = max(len(r[0]) for r in rows + [("figure", "", "")])

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _harness import ROOT, SHARED_DATA, print_table, run_isolated
+from _harness import ROOT, SHARED_DATA, kernel_note, print_table, run_isolated
 from bench_scale import make_input
 
 LOAD = f"""
@@ -171,6 +171,11 @@ def throughput(repeat: int, r1_traces: int, stage_traces: int, rounds: int) -> N
             rows.append(("  this stack: format + readability + language_mixing, 1 process", f"{o:.2f} MB/cpu-s",
                          f"{o / p:.2f}x the peer; goal 15 MB/cpu-s: {'met' if o >= 15 else 'NOT met'}"))
             if load is r1:
+                # The same stack without the compiled word loops (filters/_textkernel.c), same run.
+                pure = best_of("import os\nos.environ['DATAENGINE_PURE_PYTHON_FILTERS'] = '1'\n" + load
+                               + STACK.format(names=["format", "readability", "language_mixing"]), rounds)
+                rows.append(("  the same stack in pure Python (DATAENGINE_PURE_PYTHON_FILTERS=1)",
+                             f"{_cpu_rate(pure):.2f} MB/cpu-s", f"compiled kernel: {o / _cpu_rate(pure):.2f}x faster"))
                 for names in (["format"], ["readability"], ["language_mixing"]):
                     m = run_isolated(load + STACK.format(names=names))
                     rows.append((f"  {names[0]} only", f"{_cpu_rate(m):.2f} MB/cpu-s", f"{_cpu_rate(m) / p:.2f}x the peer"))
@@ -202,7 +207,7 @@ def throughput(repeat: int, r1_traces: int, stage_traces: int, rounds: int) -> N
         rows.append(("800k x 20 KB on 2 cores at the stage's 2-process CPU rate", f"{goal_mb / (2 * _cpu_rate(stage[2])) / 60:.0f} min", ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print_table("filter stack on R1-length text (CPU-time rates; the peer measured in the same run)", rows)
+    print_table(f"filter stack on R1-length text (CPU-time rates; the peer measured in the same run; {kernel_note()})", rows)
 
 
 def quality() -> None:

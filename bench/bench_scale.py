@@ -32,7 +32,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from _harness import ROOT, print_table, run_isolated
+from _harness import ROOT, kernel_note, print_table, run_isolated
 
 TARGET = 800_000
 CORES = 2
@@ -270,7 +270,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         print_table(f"R1 scale: {n:,} simulated R1-length traces (mean {info['mean_chars']:,.0f} chars, "
                     f"{text_mb:,.0f} MB of completions, {file_mb:,.0f} MB JSONL), {mix_rows:,} rows exported; "
-                    f"x{scale:,.0f} to 800k; load average {load:.1f} on {os.cpu_count()} cores", rows)
+                    f"x{scale:,.0f} to 800k; load average {load:.1f} on {os.cpu_count()} cores; {kernel_note()}", rows)
         outdir = ROOT / "bench" / "out"
         outdir.mkdir(parents=True, exist_ok=True)
         (outdir / "bench_scale.json").write_text(json.dumps(
