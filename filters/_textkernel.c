@@ -886,12 +886,25 @@ INLINE int starts_same(int kind, const void *data, Py_ssize_t len, Py_ssize_t i,
     return 1;
 }
 
+/* Closing markers known to be absent from some position on: the scan only moves forward, so a
+ * search that failed once fails for every later opener (no quadratic rescans of a text full of
+ * unclosed "\\[" or "$$"). */
+#define ABSENT_NAMES 16
+typedef struct {
+    char fence, dollars, bracket, paren;
+    int n_names; /* environment names whose \end{name} is absent from some position on */
+    Py_ssize_t name_at[ABSENT_NAMES], name_len[ABSENT_NAMES];
+    int ends_ready; /* positions of every "\end{", found at the first \begin{name} */
+    Py_ssize_t *ends, n_ends, cap_ends;
+} absent_t;
+
 /* The end of the _MASK_RE match at p (alternatives tried in the pattern's order), or -1. */
-INLINE Py_ssize_t mask_match(int kind, const void *data, Py_ssize_t len, Py_ssize_t p) {
+INLINE Py_ssize_t mask_match(int kind, const void *data, Py_ssize_t len, Py_ssize_t p, absent_t *gone) {
     Py_UCS4 c = RD(p);
     if (c == '`') {
         if (starts(kind, data, len, p, "```", 3)) { /* ```.*?(?:```|\Z) */
-            Py_ssize_t q = find_lit(kind, data, len, p + 3, "```", 3);
+            Py_ssize_t q = gone->fence ? -1 : find_lit(kind, data, len, p + 3, "```", 3);
+            gone->fence |= q < 0;
             return q < 0 ? len : q + 3;
         }
         for (Py_ssize_t j = p + 1; j < len; j++) { /* `[^`\n]*` */
@@ -903,7 +916,8 @@ INLINE Py_ssize_t mask_match(int kind, const void *data, Py_ssize_t len, Py_ssiz
     }
     if (c == '$') {
         if (p + 1 < len && RD(p + 1) == '$') { /* \$\$.*?\$\$ */
-            Py_ssize_t q = find_lit(kind, data, len, p + 2, "$$", 2);
+            Py_ssize_t q = gone->dollars ? -1 : find_lit(kind, data, len, p + 2, "$$", 2);
+            gone->dollars |= q < 0;
             if (q >= 0) return q + 2;
         }
         for (Py_ssize_t j = p + 1; j < len && j <= p + 401; j++) { /* \$[^$\n]{0,400}?\$ */
@@ -915,7 +929,9 @@ INLINE Py_ssize_t mask_match(int kind, const void *data, Py_ssize_t len, Py_ssiz
     }
     if (c == '\\') {
         if (p + 1 < len && (RD(p + 1) == '[' || RD(p + 1) == '(')) { /* \\\[.*?\\\] and \\\(.*?\\\) */
-            Py_ssize_t q = find_lit(kind, data, len, p + 2, RD(p + 1) == '[' ? "\\]" : "\\)", 2);
+            char *g = RD(p + 1) == '[' ? &gone->bracket : &gone->paren;
+            Py_ssize_t q = *g ? -1 : find_lit(kind, data, len, p + 2, RD(p + 1) == '[' ? "\\]" : "\\)", 2);
+            *g |= q < 0;
             if (q >= 0) return q + 2;
         }
         if (starts(kind, data, len, p, "\\begin{", 7)) { /* \\begin\{(\w+\*?)\}.*?\\end\{\1\} */
@@ -925,10 +941,39 @@ INLINE Py_ssize_t mask_match(int kind, const void *data, Py_ssize_t len, Py_ssiz
                 if (j < len && RD(j) == '*') j++;
                 if (j < len && RD(j) == '}') {
                     Py_ssize_t a = p + 7, n = j - a; /* the name, with its star */
-                    for (Py_ssize_t q = j + 1; q + 5 + n + 1 <= len; q++) {
-                        if (RD(q) == '\\' && starts(kind, data, len, q, "\\end{", 5) &&
-                            starts_same(kind, data, len, q + 5, a, n) && RD(q + 5 + n) == '}')
-                            return q + 5 + n + 1;
+                    int known_absent = 0;
+                    for (int k = 0; k < gone->n_names && !known_absent; k++)
+                        known_absent = gone->name_len[k] == n && starts_same(kind, data, len, gone->name_at[k], a, n);
+                    if (!known_absent && !gone->ends_ready) { /* every \end{ of the text, once */
+                        gone->ends_ready = 1;
+                        for (Py_ssize_t q = 0; q + 5 <= len; q++)
+                            if (RD(q) == '\\' && starts(kind, data, len, q, "\\end{", 5)) {
+                                if (gone->n_ends == gone->cap_ends) {
+                                    Py_ssize_t cap = gone->cap_ends ? 2 * gone->cap_ends : 64;
+                                    Py_ssize_t *e = realloc(gone->ends, (size_t)cap * sizeof(Py_ssize_t));
+                                    if (!e) return -2;
+                                    gone->ends = e;
+                                    gone->cap_ends = cap;
+                                }
+                                gone->ends[gone->n_ends++] = q;
+                            }
+                    }
+                    if (!known_absent) {
+                        Py_ssize_t lo = 0, hi = gone->n_ends; /* the first \end{ after the \begin{name} */
+                        while (lo < hi) {
+                            Py_ssize_t mid = (lo + hi) / 2;
+                            if (gone->ends[mid] < j + 1) lo = mid + 1;
+                            else hi = mid;
+                        }
+                        for (Py_ssize_t e = lo; e < gone->n_ends; e++) {
+                            Py_ssize_t q = gone->ends[e];
+                            if (q + 5 + n < len && starts_same(kind, data, len, q + 5, a, n) && RD(q + 5 + n) == '}')
+                                return q + 5 + n + 1;
+                        }
+                        if (gone->n_names < ABSENT_NAMES) { /* no \end{name} from here on */
+                            gone->name_at[gone->n_names] = a;
+                            gone->name_len[gone->n_names++] = n;
+                        }
                     }
                 }
             }
@@ -972,11 +1017,16 @@ INLINE Py_ssize_t mask_match(int kind, const void *data, Py_ssize_t len, Py_ssiz
 /* Marks masked characters in m[]; returns the largest code point left unmasked. */
 INLINE Py_UCS4 mask_into(int kind, const void *data, Py_ssize_t len, char *m) {
     Py_ssize_t p = 0;
+    absent_t gone = {0};
     while (p < len) {
         Py_UCS4 c = RD(p);
         Py_ssize_t end = -1;
         if (c == '`' || c == '$' || c == '\\' || c == 'h' || (c >= '0' && c <= '9') || (c >= 0xB2 && is_symbol_letter(c)))
-            end = mask_match(kind, data, len, p);
+            end = mask_match(kind, data, len, p, &gone);
+        if (end == -2) { /* out of memory */
+            free(gone.ends);
+            return (Py_UCS4)-1;
+        }
         if (end > p) {
             memset(m + p, 1, (size_t)(end - p));
             p = end;
@@ -984,6 +1034,7 @@ INLINE Py_UCS4 mask_into(int kind, const void *data, Py_ssize_t len, char *m) {
             p++;
         }
     }
+    free(gone.ends);
     Py_UCS4 maxc = ' ';
     for (Py_ssize_t i = 0; i < len; i++)
         if (!m[i] && RD(i) > maxc) maxc = RD(i);
@@ -1003,6 +1054,10 @@ static PyObject *mask_non_prose(PyObject *self, PyObject *args) {
     if (!m) return PyErr_NoMemory();
     Py_UCS4 maxc;
     BY_KIND(PyUnicode_KIND(text), maxc = mask_into(kind, data, len, m));
+    if (maxc == (Py_UCS4)-1) {
+        free(m);
+        return PyErr_NoMemory();
+    }
     /* The result's width is that of what is left: CPython needs the narrowest (canonical) one. */
     PyObject *out = PyUnicode_New(len, maxc);
     if (out) {

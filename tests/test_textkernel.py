@@ -204,3 +204,14 @@ def test_filter_inputs_with_odd_types_still_score():
             FilterInput(reasoning="\ud800 lone surrogate. " * 30, answer="ok \\boxed{1}", completion=None)]
     fast, slow = both(lambda: (rd.score(rows), lm.score(rows)))
     assert fast == slow
+
+
+def test_mask_of_unclosed_openers_matches_the_regex():
+    # Openers without their closer: each one makes the regex search to the end of the text; the
+    # kernel remembers which closers are gone (linear), and must still mask exactly the same.
+    ref = lambda s: t._MASK_RE.sub(lambda m: " " * (m.end() - m.start()), s)  # noqa: E731
+    hostile = ["\\[ a " * 3000, "$$ x " + "\\( y " * 3000, "\\begin{x} " * 3000,
+               "".join(f"\\begin{{n{i}}} \\end{{m{i}}} " for i in range(1500)),
+               "\\begin{a} \\end{b} \\begin{b} x \\end{a} \\end{b} " * 500, "```py\n" + "` $ \\[ " * 2000]
+    for s in hostile:
+        assert t.KERNEL.mask_non_prose(s) == ref(s), s[:40]
