@@ -127,6 +127,7 @@ static void count_keys(slot_t *t, Py_ssize_t mask, int32_t gen, const uint64_t *
     for (Py_ssize_t j = 0; j < m; j++) {
         uint64_t k = keys[j];
         Py_ssize_t s = (Py_ssize_t)(k & (uint64_t)mask);
+        if (j + 8 < m) __builtin_prefetch(&t[keys[j + 8] & (uint64_t)mask], 1); /* hide the cache miss */
         while (t[s].gen == gen && t[s].key != k) s = (s + 1) & mask;
         if (t[s].gen != gen) {
             t[s] = (slot_t){k, 1, gen};
@@ -604,28 +605,70 @@ static PyObject *paragraph_spans(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* len(LATIN_WORD_RE.findall(text[a:b])): runs of LATIN letters joined by single apostrophes. */
-INLINE Py_ssize_t latin_words(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
-    Py_ssize_t words = 0, i = a;
-    while (i < b) {
-        if (!is_latin(RD(i))) {
-            i++;
-            continue;
-        }
-        words++;
-        for (;;) {
-            while (i < b && is_latin(RD(i))) i++;
-            if (i + 1 < b && is_apostrophe(RD(i)) && is_latin(RD(i + 1))) i++;
-            else break;
-        }
-    }
-    return words;
+/* The script groups of text.py TOKEN_RE, in its alternation order (0: none). */
+enum { S_NONE, S_HAN, S_KANA, S_HANGUL, S_LATIN, S_CYRILLIC, S_GREEK, S_ARABIC, S_HEBREW, S_DEVANAGARI,
+       S_BENGALI, S_TAMIL, S_TELUGU, S_THAI };
+
+INLINE int script_of(Py_UCS4 c) {
+    if (c < 128) return ((c | 32) >= 'a' && (c | 32) <= 'z') ? S_LATIN : S_NONE;
+    if ((c >= 0x3005 && c <= 0x3007) || (c >= 0x3021 && c <= 0x3029) || (c >= 0x3400 && c <= 0x4DBF) ||
+        (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x2FFFF))
+        return S_HAN;
+    if ((c >= 0x3040 && c <= 0x30FF) || (c >= 0x31F0 && c <= 0x31FF) || (c >= 0xFF66 && c <= 0xFF9F)) return S_KANA;
+    if ((c >= 0xAC00 && c <= 0xD7AF) || (c >= 0x1100 && c <= 0x11FF) || (c >= 0x3130 && c <= 0x318F)) return S_HANGUL;
+    if (is_latin(c)) return S_LATIN;
+    if (c >= 0x400 && c <= 0x52F) return S_CYRILLIC;
+    if ((c >= 0x370 && c <= 0x3FF) || (c >= 0x1F00 && c <= 0x1FFF)) return S_GREEK;
+    if ((c >= 0x610 && c <= 0x61A) || (c >= 0x620 && c <= 0x6FF) || (c >= 0x750 && c <= 0x77F) ||
+        (c >= 0x8A0 && c <= 0x8FF) || (c >= 0xFB50 && c <= 0xFDFF) || (c >= 0xFE70 && c <= 0xFEFF))
+        return S_ARABIC;
+    if (c >= 0x590 && c <= 0x5FF) return S_HEBREW;
+    if ((c >= 0x900 && c <= 0x963) || (c >= 0x966 && c <= 0x97F)) return S_DEVANAGARI;
+    if (c >= 0x980 && c <= 0x9FF) return S_BENGALI;
+    if (c >= 0xB80 && c <= 0xBFF) return S_TAMIL;
+    if (c >= 0xC00 && c <= 0xC7F) return S_TELUGU;
+    if (c >= 0xE00 && c <= 0xE7F) return S_THAI;
+    return S_NONE;
 }
 
-PyDoc_STRVAR(latin_word_counts_doc,
-"latin_word_counts(text, spans) -> [int, ...]: len(LATIN_WORD_RE.findall(text[a:b])) per span.");
+/* [^\W\d_]: a word character that is not a digit nor "_" (a letter, to Python's re). */
+INLINE int re_letter(Py_UCS4 c) { return c != '_' && Py_UNICODE_ISALNUM(c) && !Py_UNICODE_ISDECIMAL(c); }
 
-static PyObject *latin_word_counts(PyObject *self, PyObject *args) {
+/* sum(1 for _ in TOKEN_RE.finditer(text[a:b])): CJK per character, other scripts per word. */
+INLINE Py_ssize_t token_count(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = 0, i = a;
+    while (i < b) {
+        Py_UCS4 c = RD(i);
+        int sc = script_of(c);
+        if (sc == S_NONE) {
+            i++;
+            if (c >= 128 && re_letter(c)) { /* the `other` group: any letters, of any script */
+                n++;
+                while (i < b && re_letter(RD(i))) i++;
+            }
+            continue;
+        }
+        n++;
+        i++;
+        if (sc == S_HAN) continue; /* one per character */
+        if (sc == S_LATIN) {
+            for (;;) {
+                while (i < b && is_latin(RD(i))) i++;
+                if (i + 1 < b && is_apostrophe(RD(i)) && is_latin(RD(i + 1))) i++;
+                else break;
+            }
+            continue;
+        }
+        while (i < b && script_of(RD(i)) == sc) i++;
+    }
+    return n;
+}
+
+PyDoc_STRVAR(word_counts_doc,
+"word_counts(text, spans) -> [int, ...]: text.py count_words(text[a:b]) per span (TOKEN_RE\n"
+"matches: CJK per character, other scripts per word).");
+
+static PyObject *word_counts(PyObject *self, PyObject *args) {
     PyObject *text, *spans;
     Py_ssize_t n = 0;
     if (!PyArg_ParseTuple(args, "UO", &text, &spans)) return NULL;
@@ -634,7 +677,7 @@ static PyObject *latin_word_counts(PyObject *self, PyObject *args) {
     PyObject *out = sp ? PyList_New(n) : NULL;
     for (Py_ssize_t j = 0; out && j < n; j++) {
         Py_ssize_t w;
-        BY_KIND(PyUnicode_KIND(text), w = latin_words(kind, data, sp[2 * j], sp[2 * j + 1]));
+        BY_KIND(PyUnicode_KIND(text), w = token_count(kind, data, sp[2 * j], sp[2 * j + 1]));
         PyObject *v = PyLong_FromSsize_t(w);
         if (!v) Py_CLEAR(out);
         else PyList_SET_ITEM(out, j, v);
@@ -1077,7 +1120,7 @@ static PyMethodDef methods[] = {
     {"prose_counts", prose_counts, METH_VARARGS, prose_counts_doc},
     {"char_flags", char_flags, METH_VARARGS, char_flags_doc},
     {"paragraph_spans", paragraph_spans, METH_VARARGS, paragraph_spans_doc},
-    {"latin_word_counts", latin_word_counts, METH_VARARGS, latin_word_counts_doc},
+    {"word_counts", word_counts, METH_VARARGS, word_counts_doc},
     {"line_dups", line_dups, METH_VARARGS, line_dups_doc},
     {"top_sentence", top_sentence, METH_VARARGS, top_sentence_doc},
     {"mask_non_prose", mask_non_prose, METH_VARARGS, mask_non_prose_doc},

@@ -259,8 +259,8 @@ def _dup_fracs(items: list[str], repeats: Callable[[str], bool] | None = None) -
 def _longest_paragraph(reasoning: str, para_spans: Sequence[tuple[int, int]], latin_only: bool) -> tuple[int, list[Any] | None]:
     """Words of the longest paragraph (CJK per character) and its span; the first one on ties."""
     longest, lspan = 0, None
-    if latin_only and _text.KERNEL is not None:
-        for (a, b), w in zip(para_spans, _text.KERNEL.latin_word_counts(reasoning, para_spans)):
+    if _text.KERNEL is not None:
+        for (a, b), w in zip(para_spans, _text.KERNEL.word_counts(reasoning, para_spans)):
             if w > longest:
                 longest, lspan = w, ["reasoning", a, b]
         return longest, lspan

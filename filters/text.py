@@ -244,6 +244,8 @@ def mask_non_prose(text: str) -> str:
 
 def count_words(text: str) -> int:
     """Words, script-aware: CJK per character, other scripts per whitespace/punctuation word."""
+    if KERNEL is not None:
+        return KERNEL.word_counts(text, ((0, len(text)),))[0]
     if not has_non_latin_letter(text):
         return len(LATIN_WORD_RE.findall(text))
     return sum(1 for _ in TOKEN_RE.finditer(text))

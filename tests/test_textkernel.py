@@ -102,9 +102,7 @@ def test_low_level_answers_on_real_text(real_rows):
             n_words, total, top, dup5 = t.KERNEL.ngram_stats(low, 200_000)
             assert n_words == len(low.split())
             assert rd._fractions(total, top, dup5) == rd._ngram_stats([rd.split_hashed(low)])[0], r["key"]
-            latin_only = not t.has_non_latin_letter(text)
-            if latin_only:
-                assert t.KERNEL.latin_word_counts(text, spans) == [len(t.LATIN_WORD_RE.findall(text[a:b])) for a, b in spans]
+            assert t.KERNEL.word_counts(text, spans) == [sum(1 for _ in t.TOKEN_RE.finditer(text[a:b])) for a, b in spans]
 
 
 # Characters each loop treats specially: whitespace of all kinds, apostrophes, LaTeX and markdown
@@ -151,7 +149,7 @@ def test_word_loops_on_random_text():
     for s in random_texts(30_000, 2):
         a = rng.randint(0, len(s))
         b = rng.randint(a, len(s))
-        assert t.KERNEL.latin_word_counts(s, [(a, b)]) == [len(t.LATIN_WORD_RE.findall(s[a:b]))], repr((s, a, b))
+        assert t.KERNEL.word_counts(s, [(a, b)]) == [sum(1 for _ in t.TOKEN_RE.finditer(s[a:b]))], repr((s, a, b))
         low = s.lower()
         assert lm.prose_counts(low, [(a, b)], stop) == lm._prose_counts_py(low, [(a, b)], stop), repr((s, a, b))
         words = [w.lower() for w in t.WORD2_RE.findall(s, a, b)]
@@ -195,7 +193,7 @@ def test_kernel_rejects_bad_arguments_with_python_errors():
     with pytest.raises(ValueError):
         t.KERNEL.count_phrases("text", ("",))
     # spans outside the text are clipped, never read out of bounds
-    assert t.KERNEL.latin_word_counts("ab cd", [(-5, 99), (4, 2)]) == [2, 0]
+    assert t.KERNEL.word_counts("ab cd", [(-5, 99), (4, 2)]) == [2, 0]
     assert lm.prose_counts("ab cd", [(3, 100)], None) == [(1, 0)]
 
 
@@ -215,3 +213,20 @@ def test_mask_of_unclosed_openers_matches_the_regex():
                "\\begin{a} \\end{b} \\begin{b} x \\end{a} \\end{b} " * 500, "```py\n" + "` $ \\[ " * 2000]
     for s in hostile:
         assert t.KERNEL.mask_non_prose(s) == ref(s), s[:40]
+
+
+def test_scripts_of_every_code_point():
+    # Each character alone and in pairs: which TOKEN_RE group takes it, and the script and
+    # letter facts, for the whole Basic Multilingual Plane and the CJK extension planes.
+    chars = [chr(c) for c in range(0x20, 0x30000) if not 0xD800 <= c <= 0xDFFF]
+    rng = random.Random(6)
+    for i in range(0, len(chars), 64):
+        s = "".join(chars[i:i + 64])
+        assert t.KERNEL.word_counts(s, [(0, len(s))]) == [sum(1 for _ in t.TOKEN_RE.finditer(s))], hex(ord(s[0]))
+        for c in s:
+            flags = t.KERNEL.char_flags(c)
+            assert bool(flags & 1) == (t.NON_LATIN_LETTER_RE.search(c) is not None), hex(ord(c))
+            assert bool(flags & 2) == (t.LATIN_MATH_ONLY_RE.search(c) is not None), hex(ord(c))
+            assert bool(flags & 4) == (t.CJK_CHAR_RE.search(c) is not None), hex(ord(c))
+        pair = "".join(rng.choice(chars) for _ in range(64))
+        assert t.KERNEL.word_counts(pair, [(0, len(pair))]) == [sum(1 for _ in t.TOKEN_RE.finditer(pair))], pair
