@@ -89,3 +89,33 @@ def test_parallel_path_stores_what_the_in_process_path_stores(tmp_path, shared_d
     assert again.reconciles and again.traces_written == 0 and again.prompts_written == 0
     assert again.already_stored == one.taken and again.quarantined == one.quarantined
     assert len(_tables(ws2)["traces"]) == one.traces_written
+
+
+def test_block_ranges_decode_to_the_rows_of_block_bytes(tmp_path, shared_data):
+    """Workers read a plain file's blocks by (offset, size): the same rows, line numbers and
+    quarantine reasons as the blocks' bytes, around oversized, blank, CRLF and unterminated lines."""
+    from dataengine.readers import ByteRange, decode_jsonl_block, jsonl_blocks
+
+    src = tmp_path / "qwq_bad.jsonl"
+    _with_bad_lines(shared_data / "traces" / QWQ, src)
+    data = src.read_bytes()
+    big = b'{"question": "big", "response": "' + b"x" * 300_000 + b'"}'
+    src.write_bytes(data[:100_000] + b"\n" + big + b"\n\n" + data[100_000:] + big)  # no newline at the end
+
+    def rows(blocks):
+        out = []
+        for item in blocks:
+            if isinstance(item[0], (bytes, ByteRange)):
+                raw = item[0].read() if isinstance(item[0], ByteRange) else item[0]
+                out += [(n, r if isinstance(r, dict) else r.reason) for n, r in decode_jsonl_block(raw, item[1], 200_000)]
+            else:
+                out.append((item[0], item[1].reason))
+        return out
+
+    for block_bytes in (1, 64 << 10, 4 << 20):
+        by_bytes = rows(jsonl_blocks(src, block_bytes, 200_000))
+        by_range = list(jsonl_blocks(src, block_bytes, 200_000, ranges=True))
+        assert any(isinstance(item[0], ByteRange) for item in by_range)
+        assert rows(by_range) == by_bytes
+        assert sum(1 for _n, r in by_bytes if r == "row_too_large") == 2
+        assert len(by_bytes) > 2000
