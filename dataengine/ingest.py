@@ -64,9 +64,10 @@ class IngestConfig:
     strict: bool = field(default=False, metadata={"help": "exit non-zero when any row is quarantined"})
     workers: int = field(default=0, metadata={"help": "processes decoding large JSONL files (0: one per core)"})
     block_bytes: int = field(default=4 << 20, metadata={"help": "JSONL bytes handed to a worker at a time"})
-    # Worker processes cost CPU (each imports pyarrow/duckdb, ~0.6 CPU-s, and every row is pickled
-    # twice): on an 82 MB R1-length file 2 workers took 2x the CPU-seconds of one process for
-    # 1.5x less wall time. Below this size one process is the cheaper way.
+    # Worker processes cost some CPU (their fork server imports this module, ~1 CPU-s, and each
+    # block's tables pass through an Arrow IPC file): on a 410 MB R1-length file 2 workers took
+    # ~1.0-1.3x the CPU-seconds of one process (loaded machine). Below this size one process is
+    # the cheaper way.
     parallel_min_bytes: int = field(default=256 << 20, metadata={"help": "JSONL files smaller than this are read in-process (workers cost CPU; they only buy wall time)"})
 
     def validate(self) -> None:
@@ -554,7 +555,14 @@ def map_jsonl_block(mapper: RowMapper, data: bytes | ByteRange, first_line: int,
         data = data.read()
     block = mapper.map_items(decode_jsonl_block(data, first_line, mapper.cfg.max_row_bytes))
     block = block.columnar(mapper.opts.kind)
-    return block.spill(Path(spill_dir) / f"{first_line}") if spill_dir else block
+    if spill_dir:
+        try:
+            return block.spill(Path(spill_dir) / f"{first_line}")
+        except OSError:  # no room in the temp dir: the tables are pickled back instead (more CPU)
+            for name in ("prompts", "traces"):
+                with contextlib.suppress(OSError):
+                    os.unlink(Path(spill_dir) / f"{first_line}.{name}.arrow")
+    return block
 
 
 class Assembler:
