@@ -336,10 +336,9 @@ class Block:
             n_traces=[len(ts) for _line, _p, ts in self.mapped] if kind == "traces" else [],
         )
 
-
     def spill(self, stem: Path) -> Block:
         """The block with its tables written to Arrow IPC files beside `stem`, for the parent to
-        memory-map: pickling them through a pipe costs ~3x the CPU (copied four times)."""
+        memory-map: pickling them through a pipe cost ~2.5x the CPU (the bytes copied four times)."""
         for name, tbl in (("prompts", self.prompts), ("traces", self.traces)):
             if tbl is not None:
                 with pa.OSFile(f"{stem}.{name}.arrow", "wb") as f, pa.ipc.new_stream(f, tbl.schema) as w:
