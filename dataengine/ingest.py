@@ -896,14 +896,22 @@ def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: i
     # Not fork: the parent may hold threads (the shard writer, a Prefect runner). A fork server
     # (the one verify's pool starts, shared by the process) imports this module once; spawn made
     # each worker import it again (~0.9 CPU-s per worker, a quarter of the work on 160 MB).
+    from multiprocessing import forkserver
+
     from dataengine.verify.pool import _start_forkserver
 
+    ours = getattr(forkserver._forkserver, "_forkserver_pid", None) is None
     _start_forkserver(f"{__name__}:map_jsonl_block", None)
     ctx = mp.get_context("forkserver")
     pending: deque[Future[Block]] = deque()
     spill = tempfile.mkdtemp(prefix="dataengine-ingest-")
     with contextlib.ExitStack() as cleanup, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        cleanup.callback(shutil.rmtree, spill, ignore_errors=True)  # after the pool: no worker writes there any more
+        # Run after the pool has shut down. A fork server this call started is stopped: a later
+        # stage of this process (verify) starts its own with its modules preloaded, and the
+        # server's CPU (and its workers') is reaped into this process's children.
+        if ours and hasattr(forkserver._forkserver, "_stop"):
+            cleanup.callback(forkserver._forkserver._stop)
+        cleanup.callback(shutil.rmtree, spill, ignore_errors=True)  # no worker writes there any more
         # Workers read their blocks from the file themselves: only (offset, size) is pickled to them.
         for item in jsonl_blocks(path, cfg.block_bytes, cfg.max_row_bytes, ranges=True):
             if isinstance(item[0], int) and item[0] <= after_line:
