@@ -18,10 +18,13 @@ Every other field is kept in `metadata` (JSON; `metadata->>'field'` in SQL).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing as mp
 import os
+import shutil
+import tempfile
 import time
 import unicodedata
 from collections import Counter, deque
@@ -32,11 +35,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataengine.config import section
-from dataengine.readers import RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
+from dataengine.readers import ByteRange, RowError, decode_jsonl_block, input_format, jsonl_blocks, read_rows
 from dataengine.records import THINK_FORMATS, Prompt, Trace, split_completion, trace_id_for
+from dataengine.schema import TABLES
 from dataengine.store import Workspace, iter_batches, store_row_spans
 
 Kind = Literal["traces", "prompts"]
@@ -58,9 +64,10 @@ class IngestConfig:
     strict: bool = field(default=False, metadata={"help": "exit non-zero when any row is quarantined"})
     workers: int = field(default=0, metadata={"help": "processes decoding large JSONL files (0: one per core)"})
     block_bytes: int = field(default=4 << 20, metadata={"help": "JSONL bytes handed to a worker at a time"})
-    # Worker processes cost CPU (each imports pyarrow/duckdb, ~0.6 CPU-s, and every row is pickled
-    # twice): on an 82 MB R1-length file 2 workers took 2x the CPU-seconds of one process for
-    # 1.5x less wall time. Below this size one process is the cheaper way.
+    # Worker processes cost some CPU (their fork server imports this module, ~1 CPU-s, and each
+    # block's tables pass through an Arrow IPC file): on a 410 MB R1-length file 2 workers took
+    # ~1.0-1.3x the CPU-seconds of one process (loaded machine). Below this size one process is
+    # the cheaper way.
     parallel_min_bytes: int = field(default=256 << 20, metadata={"help": "JSONL files smaller than this are read in-process (workers cost CPU; they only buy wall time)"})
 
     def validate(self) -> None:
@@ -297,13 +304,98 @@ def _from_messages(msgs: Any) -> tuple[str, str, str | None, dict[str, Any]]:
 
 @dataclass
 class Block:
-    """What mapping a block of input rows yields: Arrow-ready columns, in input order."""
+    """What mapping a block of input rows yields, in input order: rows as dicts (`mapped`), then
+    as Arrow tables (`columnar`), the form that crosses from a worker process and is written."""
 
     rows_in: int = 0
     # One entry per input row that mapped cleanly: (line, prompt row, [trace rows without ids]).
     mapped: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
+    # Columnar form: one prompt row per mapped input row, and that row's `n_traces` trace rows
+    # (sample_idx and trace_id unset: they depend on the rows before the block).
+    prompts: pa.Table | None = None
+    traces: pa.Table | None = None
+    n_traces: list[int] = field(default_factory=list)
+
+    # Where a worker left the tables (Arrow IPC files, `<spilled>.prompts.arrow` / `.traces.arrow`).
+    spilled: str | None = None
+
+    def columnar(self, kind: Kind) -> Block:
+        """This block with its mapped rows as Arrow tables (and no dicts: a worker pickles
+        Arrow buffers, not 20 KB strings inside dicts)."""
+        if self.spilled is not None:
+            return self._load(kind)
+        if self.prompts is not None:
+            return self
+        traces = [t for _line, _p, ts in self.mapped for t in ts] if kind == "traces" else []
+        return Block(
+            self.rows_in, [], self.quarantine, self.reasons,
+            prompts=_arrow_rows("prompts", [p for _line, p, _ts in self.mapped]),
+            traces=_arrow_rows("traces", traces) if kind == "traces" else None,
+            n_traces=[len(ts) for _line, _p, ts in self.mapped] if kind == "traces" else [],
+        )
+
+    def spill(self, stem: Path) -> Block:
+        """The block with its tables written to Arrow IPC files beside `stem`, for the parent to
+        memory-map: pickling them through a pipe cost ~2.5x the CPU (the bytes copied four times)."""
+        for name, tbl in (("prompts", self.prompts), ("traces", self.traces)):
+            if tbl is not None:
+                with pa.OSFile(f"{stem}.{name}.arrow", "wb") as f, pa.ipc.new_stream(f, tbl.schema) as w:
+                    w.write_table(tbl)
+        return replace(self, prompts=None, traces=None, spilled=str(stem))
+
+    def _load(self, kind: Kind) -> Block:
+        tables: dict[str, pa.Table | None] = {"prompts": None, "traces": None}
+        for name in ("prompts", "traces") if kind == "traces" else ("prompts",):
+            path = f"{self.spilled}.{name}.arrow"
+            with pa.memory_map(path) as src:
+                tables[name] = pa.ipc.open_stream(src).read_all()
+            os.unlink(path)  # the mapping stays valid until the tables are written and dropped
+        return replace(self, spilled=None, **tables)
+
+
+def _arrow_rows(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows of `table` (its schema but `written_at`, which the store sets) as an Arrow table."""
+    schema = pa.schema([f for f in TABLES[table].schema if f.name != "written_at"])
+    return pa.Table.from_arrays([_arrow_column([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema)
+
+
+# Arrow arrays are built from buffers here, not with `pa.array`: on its first call pyarrow
+# imports pandas (0.45 CPU-s, paid again by every worker process), and on text with
+# non-Latin-1 characters (an R1 trace) its conversion of `str` costs ~5x an `encode`.
+_NUMPY_TYPES = {pa.int32(): (np.int32, int), pa.int64(): (np.int64, int), pa.float64(): (np.float64, float),
+                pa.bool_(): (np.bool_, bool)}
+
+
+def _arrow_column(values: list[Any], typ: pa.DataType) -> pa.Array:
+    """`pa.array(values, typ)` for the column types of prompts and traces."""
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), np.bool_, n)
+    nulls = n - int(valid.sum())
+    bitmap = None if not nulls else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if typ == pa.string():
+        try:
+            encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+        except (AttributeError, UnicodeEncodeError):
+            return pa.array(values, typ)  # not all strings: pyarrow's conversion (or its error)
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
+        if offsets[-1] > np.iinfo(np.int32).max:
+            return pa.array(values, typ)  # over 2 GB: pyarrow splits it into chunks
+        return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(offsets.astype(np.int32)),
+                                              pa.py_buffer(b"".join(encoded))], null_count=nulls)
+    dtype, pytype = _NUMPY_TYPES.get(typ, (None, None))
+    if dtype is None or any(v is not None and type(v) is not pytype for v in values):
+        return pa.array(values, typ)  # a value of another Python type: pyarrow converts (or refuses)
+    data = np.array([0 if v is None else v for v in values], dtype)
+    if typ == pa.bool_():
+        data = np.packbits(data, bitorder="little")
+    return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(data)], null_count=nulls)
+
+
+def _int_array(values: list[int], typ: pa.DataType | None = None) -> pa.Array:
+    return _arrow_column(values, typ or pa.int64())  # type: ignore[arg-type]
 
 
 @dataclass
@@ -455,14 +547,29 @@ class RowMapper:
         raise _Reject("wrong_type", "completion", f"field {key!r} is {type(v).__name__}, expected a string or list of strings")
 
 
-def map_jsonl_block(mapper: RowMapper, data: bytes, first_line: int) -> Block:
-    """Worker-process entry: decode and map one block of JSONL lines."""
-    return mapper.map_items(decode_jsonl_block(data, first_line, mapper.cfg.max_row_bytes))
+def map_jsonl_block(mapper: RowMapper, data: bytes | ByteRange, first_line: int, spill_dir: str | None = None) -> Block:
+    """Worker-process entry: decode and map one block of JSONL lines (its bytes, or where they lie
+    in the mapper's file), returned as Arrow tables (in `spill_dir`, when given: see `Block.spill`)."""
+    if isinstance(data, ByteRange):
+        data = data.read()
+    block = mapper.map_items(decode_jsonl_block(data, first_line, mapper.cfg.max_row_bytes))
+    block = block.columnar(mapper.opts.kind)
+    if spill_dir:
+        try:
+            return block.spill(Path(spill_dir) / f"{first_line}")
+        except OSError:  # no room in the temp dir: the tables are pickled back instead (more CPU)
+            for name in ("prompts", "traces"):
+                with contextlib.suppress(OSError):
+                    os.unlink(Path(spill_dir) / f"{first_line}.{name}.arrow")
+    return block
 
 
 class Assembler:
     """Takes mapped blocks in file order, assigns sample indexes and trace ids, skips ids already
-    stored, and writes shards (on a background thread, so Parquet encoding overlaps parsing)."""
+    stored, and writes shards (on a background thread, so Parquet encoding overlaps parsing).
+
+    Blocks arrive as Arrow tables: the per-row work here touches only ids and lengths, and the
+    taken rows are cut from the block's tables, never rebuilt from Python objects."""
 
     def __init__(self, ws: Workspace, kind: Kind, cfg: IngestConfig, report: IngestReport, replace: bool = False):
         self.ws, self.kind, self.cfg, self.report = ws, kind, cfg, report
@@ -471,70 +578,99 @@ class Assembler:
         self.stored_traces = ws.existing_ids("traces", "trace_id") if kind == "traces" and not replace else set()
         self.stored_prompts = ws.existing_ids("prompts", "prompt_id") if not replace else set()
         self.sample_counter: Counter[tuple[str, str]] = Counter()
-        self._traces: list[dict[str, Any]] = []
-        self._prompts: list[dict[str, Any]] = []
+        self._traces: list[pa.Table] = []
+        self._prompts: list[pa.Table] = []
         self._quarantine: list[dict[str, Any]] = []
+        self._pending_rows = 0
         self._pending_bytes = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
         self._inflight: Future[None] | None = None
 
     def add(self, block: Block) -> None:
         r = self.report
+        block = block.columnar(self.kind)
+        assert block.prompts is not None
         r.rows_in += block.rows_in
         r.quarantined += len(block.quarantine)
         r.reasons.update(block.reasons)
         self._quarantine.extend(block.quarantine)
-        for _line, prompt, traces in block.mapped:
-            added = self._add_prompt(prompt)
-            if self.kind == "traces":
-                added = self._add_traces(traces)
+        traces = self.kind == "traces"
+        pids = block.prompts.column("prompt_id").to_pylist()
+        plens = pc.utf8_length(block.prompts.column("prompt")).to_pylist()
+        if traces:
+            assert block.traces is not None
+            t_pid, t_model, t_run = (block.traces.column(c).to_pylist() for c in ("prompt_id", "model", "sampling_run"))
+            clens = pc.utf8_length(block.traces.column("completion")).to_pylist()
+        take_p: list[int] = []
+        take_t: list[int] = []
+        sample_idx: list[int] = []
+        trace_ids: list[str] = []
+        first = 0  # the block's first trace row of input row i
+        for i, pid in enumerate(pids):
+            added = False
+            if pid not in self.stored_prompts:
+                self.stored_prompts.add(pid)
+                take_p.append(i)
+                self._pending_rows += 1
+                self._pending_bytes += plens[i]
+                r.prompts_written += 1
+                added = True
+            if traces:
+                added = False
+                n = block.n_traces[i]
+                for j in range(first, first + n):
+                    key = (t_pid[j], t_model[j])
+                    idx = self.sample_counter[key]
+                    self.sample_counter[key] += 1
+                    tid = trace_id_for(t_pid[j], idx, t_model[j], t_run[j])
+                    if tid in self.stored_traces:
+                        continue
+                    self.stored_traces.add(tid)
+                    take_t.append(j)
+                    sample_idx.append(idx)
+                    trace_ids.append(tid)
+                    self._pending_rows += 1
+                    self._pending_bytes += clens[j]
+                    r.traces_written += 1
+                    added = True
+                first += n
             if added:
                 r.taken += 1
             else:
                 r.already_stored += 1
-            if len(self._traces) + len(self._prompts) >= self.cfg.shard_rows or self._pending_bytes >= self.cfg.shard_bytes:
+            if self._pending_rows >= self.cfg.shard_rows or self._pending_bytes >= self.cfg.shard_bytes:
+                self._stage(block, take_p, take_t, sample_idx, trace_ids)
+                take_p, take_t, sample_idx, trace_ids = [], [], [], []
                 self.flush()
+        self._stage(block, take_p, take_t, sample_idx, trace_ids)
 
-    def _add_prompt(self, row: dict[str, Any]) -> bool:
-        pid = row["prompt_id"]
-        if pid in self.stored_prompts:
-            return False
-        self.stored_prompts.add(pid)
-        self._prompts.append(row)
-        self._pending_bytes += len(row["prompt"])
-        self.report.prompts_written += 1
-        return True
-
-    def _add_traces(self, traces: list[dict[str, Any]]) -> bool:
-        added = False
-        for t in traces:
-            key = (t["prompt_id"], t["model"])
-            t["sample_idx"] = sample_idx = self.sample_counter[key]
-            self.sample_counter[key] += 1
-            t["trace_id"] = tid = trace_id_for(t["prompt_id"], sample_idx, t["model"], t["sampling_run"])
-            if tid in self.stored_traces:
-                continue
-            self.stored_traces.add(tid)
+    def _stage(self, block: Block, take_p: list[int], take_t: list[int], sample_idx: list[int], trace_ids: list[str]) -> None:
+        """Queue the taken rows of `block` for the next shard, with their sample indexes and ids."""
+        if take_p:
+            assert block.prompts is not None
+            self._prompts.append(_rows(block.prompts, take_p))
+        if take_t:
+            assert block.traces is not None
+            t = _rows(block.traces, take_t)
+            at = t.schema.get_field_index
+            t = t.set_column(at("sample_idx"), "sample_idx", _int_array(sample_idx, pa.int32()))
+            t = t.set_column(at("trace_id"), "trace_id", _arrow_column(trace_ids, pa.string()))
             self._traces.append(t)
-            self._pending_bytes += len(t["completion"])
-            self.report.traces_written += 1
-            added = True
-        return added
 
     def flush(self) -> None:
         batch = (self._prompts, self._traces, self._quarantine)
         self._prompts, self._traces, self._quarantine = [], [], []
-        self._pending_bytes = 0
+        self._pending_rows = self._pending_bytes = 0
         self.wait()  # at most one shard set in flight: bounded memory
         self._inflight = self._writer.submit(self._write, *batch)
 
-    def _write(self, prompts: list[dict[str, Any]], traces: list[dict[str, Any]], quarantine: list[dict[str, Any]]) -> None:
+    def _write(self, prompts: list[pa.Table], traces: list[pa.Table], quarantine: list[dict[str, Any]]) -> None:
         # Prompts first: a kill between the writes leaves prompts without traces (re-used on
         # rerun), never traces without their prompt rows.
         if prompts:
-            self.ws.write_shard("prompts", prompts)
+            self.ws.write_shard("prompts", pa.concat_tables(prompts))
         if traces:
-            self.ws.write_shard("traces", traces)
+            self.ws.write_shard("traces", pa.concat_tables(traces))
         if quarantine:
             self.ws.write_shard("quarantine", quarantine)
 
@@ -547,6 +683,14 @@ class Assembler:
         self.flush()
         self.wait()
         self._writer.shutdown()
+
+
+def _rows(tbl: pa.Table, rows: list[int]) -> pa.Table:
+    """The rows of `tbl` at the (ascending) indexes `rows`: a zero-copy slice when they are a
+    run, as they are unless ids were already stored (copying 20 KB texts costs CPU)."""
+    if rows[-1] - rows[0] + 1 == len(rows):
+        return tbl.slice(rows[0], len(rows))
+    return tbl.take(_int_array(rows))
 
 
 def _raw_json(row: dict[str, Any]) -> str:
@@ -749,21 +893,39 @@ def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, o
 
 def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: int, after_line: int = 0) -> Iterator[Block]:
     """`after_line`: lines up to it are already mapped (a `_Head`), so they are not read again."""
-    # spawn, not fork: the parent may hold threads (the shard writer, a Prefect runner).
-    ctx = mp.get_context("spawn")
+    # Not fork: the parent may hold threads (the shard writer, a Prefect runner). A fork server
+    # (the one verify's pool starts, shared by the process) imports this module once; spawn made
+    # each worker import it again (~0.9 CPU-s per worker, a quarter of the work on 160 MB).
+    from multiprocessing import forkserver
+
+    from dataengine.verify.pool import _start_forkserver
+
+    ours = getattr(forkserver._forkserver, "_forkserver_pid", None) is None
+    _start_forkserver(f"{__name__}:map_jsonl_block", None)
+    ctx = mp.get_context("forkserver")
     pending: deque[Future[Block]] = deque()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for item in jsonl_blocks(path, cfg.block_bytes, cfg.max_row_bytes):
+    spill = tempfile.mkdtemp(prefix="dataengine-ingest-")
+    with contextlib.ExitStack() as cleanup, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # Run after the pool has shut down. A fork server this call started is stopped: a later
+        # stage of this process (verify) starts its own with its modules preloaded, and the
+        # server's CPU (and its workers') is reaped into this process's children.
+        if ours and hasattr(forkserver._forkserver, "_stop"):
+            cleanup.callback(forkserver._forkserver._stop)
+        cleanup.callback(shutil.rmtree, spill, ignore_errors=True)  # no worker writes there any more
+        # Workers read their blocks from the file themselves: only (offset, size) is pickled to them.
+        for item in jsonl_blocks(path, cfg.block_bytes, cfg.max_row_bytes, ranges=True):
             if isinstance(item[0], int) and item[0] <= after_line:
                 continue  # an oversized line the head holds
-            if isinstance(item[0], bytes):
+            if isinstance(item[0], (bytes, ByteRange)):
                 data, first = item
                 if first <= after_line:
+                    if isinstance(data, ByteRange):
+                        data = data.read().rstrip(b"\n")
                     lines = data.split(b"\n")
                     if first + len(lines) - 1 <= after_line:
                         continue
                     data, first = b"\n".join(lines[after_line - first + 1 :]), after_line + 1
-                pending.append(pool.submit(map_jsonl_block, mapper, data, first))
+                pending.append(pool.submit(map_jsonl_block, mapper, data, first, spill))
             else:  # an oversized line, already a RowError: keep its place in the order
                 done: Future[Block] = Future()
                 done.set_result(mapper.map_items([item]))  # type: ignore[list-item]

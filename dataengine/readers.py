@@ -230,30 +230,59 @@ def decode_jsonl_block(data: bytes, first_line: int, max_row_bytes: int) -> Iter
             yield line_no, _decode_json_line(stripped, max_row_bytes)
 
 
-def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64 << 20) -> Iterator[tuple[bytes, int] | ReadItem]:
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """Where a block of whole lines lies in a plain (uncompressed) file: a worker reads it there."""
+
+    path: str  # absolute: a worker's working directory may differ
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            data = os.pread(f.fileno(), self.size, self.offset)
+        if len(data) != self.size:
+            raise ValueError(f"{self.path}: the file changed while it was read ({len(data)} bytes at offset "
+                             f"{self.offset}, expected {self.size})")
+        return data
+
+
+def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64 << 20,
+                 ranges: bool = False) -> Iterator[tuple[bytes | ByteRange, int] | ReadItem]:
     """Split a JSONL file into blocks of whole lines: `(data, first_line)` for worker processes.
 
     An oversized line is never read whole: it is yielded as `(line, RowError)` in its place.
+    `ranges`: for a plain file, yield each block's `ByteRange` instead of its bytes (the block's
+    lines with their newlines: `decode_jsonl_block` reads them alike), so the bytes need not be
+    sent to a worker.
     """
+    ranges = ranges and not path.name.lower().endswith(".gz")
+    where = os.path.abspath(path)
     with _open_binary(path) as f:
         line_no = 1
         buf: list[bytes] = []
         size = 0
         first = 1
+        pos = start = 0  # bytes read; where the block in `buf` starts
+
+        def block() -> tuple[bytes | ByteRange, int]:
+            return (ByteRange(where, start, size) if ranges else b"\n".join(buf)), first
+
         while True:
             try:
                 raw = f.readline(max_row_bytes + 1)
             except TRUNCATED as e:
                 if buf:
-                    yield b"\n".join(buf), first
+                    yield block()
                     buf = []
                 yield line_no, _truncated(path, line_no - 1, e)
                 break
             if not raw:
                 break
+            pos += len(raw)
             if len(raw) > max_row_bytes and not raw.endswith(b"\n"):
                 if buf:
-                    yield b"\n".join(buf), first
+                    yield block()
                     buf, size = [], 0
                 total = len(raw)
                 head = raw
@@ -261,6 +290,7 @@ def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64
                     while raw and not raw.endswith(b"\n"):
                         raw = f.readline(1 << 20)
                         total += len(raw)
+                        pos += len(raw)
                 except TRUNCATED as e:
                     yield line_no, _truncated(path, line_no, e)
                     return
@@ -269,15 +299,15 @@ def jsonl_blocks(path: Path, block_bytes: int = 8 << 20, max_row_bytes: int = 64
                 first = line_no
                 continue
             if not buf:
-                first = line_no
-            buf.append(raw.rstrip(b"\n"))
+                first, start = line_no, pos - len(raw)
+            buf.append(b"" if ranges else raw.rstrip(b"\n"))
             size += len(raw)
             line_no += 1
             if size >= block_bytes:
-                yield b"\n".join(buf), first
+                yield block()
                 buf, size = [], 0
         if buf:
-            yield b"\n".join(buf), first
+            yield block()
 
 
 def read_jsonl(path: Path, max_row_bytes: int = 64 << 20) -> Iterator[ReadItem]:

@@ -171,8 +171,16 @@ class Workspace:
             tbl = pa.Table.from_arrays(cols, schema=spec.schema)
             for text, source in spec.text_spans:
                 i = tbl.schema.get_field_index
-                kept, starts, lens = store_spans(*(tbl.column(c).to_pylist() for c in (
-                    source, text, f"{text}_start", f"{text}_len")), last=text == "answer")
+                kept, starts, lens = (tbl.column(c).to_pylist() for c in (text, f"{text}_start", f"{text}_len"))
+                # Only rows that hold the text itself get a span (store_spans keeps the rest as
+                # they are): the source column (the completion, ~all of the bytes) is read back
+                # into Python for those rows alone, none when a writer spanned them already.
+                todo = [k for k, t in enumerate(kept) if t is not None]
+                if not todo:
+                    continue
+                sources = tbl.column(source).take(pa.array(todo, pa.int64())).to_pylist()
+                for k, src in zip(todo, sources, strict=True):
+                    kept[k], starts[k], lens[k] = span_of(src, kept[k], text == "answer")
                 tbl = tbl.set_column(i(text), text, pa.array(kept, STR_T))
                 tbl = tbl.set_column(i(f"{text}_start"), f"{text}_start", pa.array(starts, pa.int32()))
                 tbl = tbl.set_column(i(f"{text}_len"), f"{text}_len", pa.array(lens, pa.int32()))
