@@ -62,7 +62,10 @@ class IngestConfig:
     shard_rows: int = field(default=20_000, metadata={"help": "rows per Parquet shard written"})
     shard_bytes: int = field(default=128 << 20, metadata={"help": "text bytes per shard before it is flushed"})
     strict: bool = field(default=False, metadata={"help": "exit non-zero when any row is quarantined"})
-    workers: int = field(default=0, metadata={"help": "processes decoding large JSONL files (0: one per core)"})
+    # On 2 cores the parent (assembling, Parquet) and 2 workers share the cores: `python
+    # bench/bench_ingest.py --traces 20000` (410 MB, quiet machine) took 0.92x the wall time of one
+    # process at 1.32x its CPU. Workers pay off only with a core of their own beside the parent's.
+    workers: int = field(default=0, metadata={"help": "processes decoding large JSONL files (0: auto, one per core but the parent's on 4+ cores, none below)"})
     block_bytes: int = field(default=4 << 20, metadata={"help": "JSONL bytes handed to a worker at a time"})
     # Worker processes cost some CPU (their fork server imports this module, ~1 CPU-s, and each
     # block's tables pass through an Arrow IPC file): on a 410 MB R1-length file 2 workers took
@@ -872,7 +875,7 @@ def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, o
     `head`: the file's first rows, already mapped (think format detection)."""
     if head is not None:
         yield head.block
-    workers = cfg.workers or os.cpu_count() or 1
+    workers = cfg.workers or auto_workers()
     if fmt == "jsonl" and workers > 1 and path.stat().st_size >= cfg.parallel_min_bytes:
         if head is not None:
             head.close()
@@ -889,6 +892,13 @@ def _mapped_blocks(path: Path, fmt: str, mapper: RowMapper, cfg: IngestConfig, o
         close = getattr(items, "close", None)
         if close is not None:
             close()
+
+
+def auto_workers(cores: int | None = None) -> int:
+    """Ingest worker processes when `workers` is 0: one per core but the parent's, from 4 cores
+    on; below that, one process (see `IngestConfig.workers`)."""
+    cores = cores or os.cpu_count() or 1
+    return cores - 1 if cores >= 4 else 1
 
 
 def _parallel_jsonl(path: Path, mapper: RowMapper, cfg: IngestConfig, workers: int, after_line: int = 0) -> Iterator[Block]:

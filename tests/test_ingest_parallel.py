@@ -119,3 +119,11 @@ def test_block_ranges_decode_to_the_rows_of_block_bytes(tmp_path, shared_data):
         assert rows(by_range) == by_bytes
         assert sum(1 for _n, r in by_bytes if r == "row_too_large") == 2
         assert len(by_bytes) > 2000
+
+
+def test_auto_workers_leave_two_cores_to_one_process():
+    from dataengine.ingest import auto_workers
+
+    # 2 workers beside the parent on 2 cores were slower than one process (bench_ingest.py):
+    # workers start only where each gets a core beside the parent's.
+    assert [auto_workers(c) for c in (1, 2, 3, 4, 16)] == [1, 1, 1, 3, 15]
