@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections import Counter
@@ -342,8 +343,14 @@ def _text_vote(text: str, start: int, end: int, min_hits: int = 2, min_share: fl
     if _text.KERNEL is None:
         words = [w.lower() for w in WORD2_RE.findall(text, start, end)]
         return len(words), stopword_vote(words, min_hits, min_share)
-    n, hits = _text.KERNEL.stopword_hits(text, start, end, [_stop_table(sw)[0] for sw in STOPWORDS.values()])
+    n, hits = _text.KERNEL.stopword_hits(text, start, end, _vote_tables())
     return n, _vote(n, hits, min_hits, min_share)
+
+
+@functools.cache
+def _vote_tables() -> tuple[bytes, ...]:
+    """Every language's stopword hashes, in STOPWORDS order (what `_vote` ranks)."""
+    return tuple(_stop_table(sw)[0] for sw in STOPWORDS.values())
 
 
 def detect_language(text: Any, backend: langid.Backend = "fasttext", min_confidence: float = 0.4) -> str | None:

@@ -84,12 +84,8 @@ class ReadabilityThresholds(Thresholds):
 
 def ngram_stats_batch(docs: Sequence[list[str]]) -> list[dict[str, float]]:
     """Gopher repetition figures (top 2/3/4-gram char share, duplicated 5-gram char share) for
-    many word lists at once, as datatrove defines them.
-
-    Vectorised over the whole batch: words are hashed once (`map(hash, …)` runs in C), n-grams
-    are rolling combinations of int64 hashes keyed by document, and `pandas.factorize` (a hash
-    table, O(n)) numbers them in order of first appearance — so "first occurrence" is where the
-    running maximum of the codes grows. Four passes per batch instead of ~10k tuples per trace.
+    many word lists, as datatrove defines them: the compiled kernel per document, else
+    `_ngram_stats` (numpy, vectorised over the batch).
     """
     if _text.KERNEL is not None:
         return [_fractions(*_text.KERNEL.ngram_stats(" ".join(d), len(d))[1:]) for d in docs]
@@ -150,6 +146,12 @@ def split_hashed(low: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ngram_stats(hashed: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+    """The figures of `ngram_stats_batch` from (hash, length) per word of each document.
+
+    Words are hashed once, n-grams are rolling combinations of int64 hashes keyed by document,
+    and `pandas.factorize` (a hash table, O(n)) numbers them in order of first appearance — so
+    "first occurrence" is where the running maximum of the codes grows.
+    """
     import pandas as pd  # a hash-based factorize; numpy only has sort-based unique
 
     docs = hashed
@@ -256,7 +258,7 @@ def _dup_fracs(items: list[str], repeats: Callable[[str], bool] | None = None) -
     return round(n_dup / len(items), 4), round(c_dup / total, 4)
 
 
-def _longest_paragraph(reasoning: str, para_spans: Sequence[tuple[int, int]], latin_only: bool) -> tuple[int, list[Any] | None]:
+def _longest_paragraph(reasoning: str, para_spans: Sequence[tuple[int, int]]) -> tuple[int, list[Any] | None]:
     """Words of the longest paragraph (CJK per character) and its span; the first one on ties."""
     longest, lspan = 0, None
     if _text.KERNEL is not None:
@@ -264,6 +266,8 @@ def _longest_paragraph(reasoning: str, para_spans: Sequence[tuple[int, int]], la
             if w > longest:
                 longest, lspan = w, ["reasoning", a, b]
         return longest, lspan
+    # A Latin-only text needs only the Latin word count (what count_words does then).
+    latin_only = not has_non_latin_letter(reasoning)
     classes = latin1_word_classes(reasoning) if latin_only else None
     for a, b in para_spans:
         seg = reasoning[a:b]
@@ -336,10 +340,7 @@ def _score_one(inp: FilterInput, max_words_for_ngrams: int) -> dict[str, Any]:
         "spans": {},
     }
     para_spans = paragraphs(reasoning)
-    # Script facts of the whole text, found once: a paragraph of a text without CJK has none,
-    # and one of a Latin-only text needs only the Latin word count (what count_words does then).
-    latin_only = not has_non_latin_letter(reasoning)
-    longest, lspan = _longest_paragraph(reasoning, para_spans, latin_only)
+    longest, lspan = _longest_paragraph(reasoning, para_spans)
     s["n_paragraphs"] = len(para_spans)
     s["longest_paragraph_words"] = longest
     if lspan:

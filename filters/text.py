@@ -21,7 +21,7 @@ from typing import Any
 
 
 def _load_kernel() -> Any:
-    """filters/KERNEL.c, compiled by `pip install -e .` (setup.py); None in a source tree
+    """filters/_textkernel.c, compiled by `pip install -e .` (setup.py); None in a source tree
     nobody built, or with DATAENGINE_PURE_PYTHON_FILTERS=1 (to compare the two: every kernel
     function has its Python definition beside its call, with the same answers)."""
     if os.environ.get("DATAENGINE_PURE_PYTHON_FILTERS", "") not in ("", "0"):
@@ -140,33 +140,32 @@ def _is_latin1(text: str) -> bool:
     return True
 
 
-def has_non_latin_letter(text: str) -> bool:
-    """`NON_LATIN_LETTER_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
+def _has(text: str, flag: int, latin1_chars: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
+    """`pattern.search(text) is not None` for one of the character-class patterns below: ASCII
+    text has none of them; the kernel's `char_flags` bit `flag` answers in one pass; Latin-1 text
+    holds one only if it holds one of `latin1_chars` (an `in` per character, memchr speed)."""
     if text.isascii():
         return False
     if KERNEL is not None:
-        return bool(KERNEL.char_flags(text) & 1)
+        return bool(KERNEL.char_flags(text) & flag)
     if _is_latin1(text):
-        return any(c in text for c in _LATIN1_NON_LATIN)
-    return NON_LATIN_LETTER_RE.search(text) is not None
+        return any(c in text for c in latin1_chars)
+    return pattern.search(text) is not None
 
 
-def has_cjk_char(text: str) -> bool:
-    """`CJK_CHAR_RE.search(text) is not None`; Latin-1 text has none."""
-    if KERNEL is not None:
-        return not text.isascii() and bool(KERNEL.char_flags(text) & 4)
-    return not _is_latin1(text) and CJK_CHAR_RE.search(text) is not None
+def has_non_latin_letter(text: str) -> bool:
+    """`NON_LATIN_LETTER_RE.search(text) is not None`."""
+    return _has(text, 1, _LATIN1_NON_LATIN, NON_LATIN_LETTER_RE)
 
 
 def has_non_latin_math_letter(text: str) -> bool:
-    """`LATIN_MATH_ONLY_RE.search(text) is not None`, without the regex pass for Latin-1 text."""
-    if text.isascii():
-        return False
-    if KERNEL is not None:
-        return bool(KERNEL.char_flags(text) & 2)
-    if _is_latin1(text):
-        return any(c in text for c in _LATIN1_NON_LATIN_MATH)
-    return LATIN_MATH_ONLY_RE.search(text) is not None
+    """`LATIN_MATH_ONLY_RE.search(text) is not None`."""
+    return _has(text, 2, _LATIN1_NON_LATIN_MATH, LATIN_MATH_ONLY_RE)
+
+
+def has_cjk_char(text: str) -> bool:
+    """`CJK_CHAR_RE.search(text) is not None` (Latin-1 text has none)."""
+    return _has(text, 4, (), CJK_CHAR_RE)
 
 
 # Latin-1 bytes → b"a" for a letter of LATIN, b"'" for the apostrophe, b" " for anything else.
